@@ -1,0 +1,73 @@
+/* main.c -- aegis-tenantd: the policy compiler and distributor, and the schema's keeper. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "migrate.h"
+#include "pg.h"
+
+#ifndef AEGIS_MIGRATIONS_DIR
+#define AEGIS_MIGRATIONS_DIR "/usr/share/aegis/migrations"
+#endif
+
+struct tenantd_settings {
+	struct daemon_log_settings log;
+	char *database_dsn;
+	char *migrations_dir;
+};
+
+static const struct config_field tenantd_fields[] = {
+	DAEMON_LOG_FIELDS(struct tenantd_settings, log),
+	{ .path = "database.dsn", .type = CONFIG_STRING, .required = true,
+	  .offset = offsetof(struct tenantd_settings, database_dsn) },
+	{ .path = "migrations.dir", .type = CONFIG_STRING,
+	  .offset = offsetof(struct tenantd_settings, migrations_dir),
+	  .default_string = AEGIS_MIGRATIONS_DIR },
+};
+
+static const struct daemon_spec tenantd_spec = {
+	.name = "aegis-tenantd",
+	.default_config = "/etc/aegis/tenantd.conf",
+	.commands_help = "  migrate            apply pending database migrations and exit\n",
+	.fields = tenantd_fields,
+	.nfields = sizeof tenantd_fields / sizeof tenantd_fields[0],
+	.settings_size = sizeof(struct tenantd_settings),
+	.log_offset = offsetof(struct tenantd_settings, log),
+};
+
+static int run_migrate(const struct tenantd_settings *s)
+{
+	struct migrate_result result;
+	auto_pqfinish PGconn *conn = pg_connect(s->database_dsn);
+	if (!conn)
+		return EXIT_FAILURE;
+	if (migrate_run(conn, s->migrations_dir, &result) < 0) {
+		fprintf(stderr, "aegis-tenantd: migrate failed; see the log above\n");
+		return EXIT_FAILURE;
+	}
+	log_info("schema_current", "applied=%d already_applied=%d dir=%s", result.applied,
+		 result.current, s->migrations_dir);
+	return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	int status;
+
+	if (!daemon_init(&d, &tenantd_spec, argc, argv, &status))
+		return status;
+	const struct tenantd_settings *s = d.settings;
+	if (d.command && strcmp(d.command, "migrate") == 0)
+		status = run_migrate(s);
+	else if (d.command) {
+		fprintf(stderr, "aegis-tenantd: unknown command '%s' (try --help)\n", d.command);
+		status = 2;
+	} else
+		status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	daemon_fini(&d);
+	return status;
+}
