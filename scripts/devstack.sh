@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# devstack.sh -- up|down|status of the real PostgreSQL, Kafka (KRaft) and nsd that the tests
-# and benchmarks talk to, on 127.0.0.1 only, in a throwaway folder.
+# devstack.sh -- start, check or stop the real PostgreSQL, Kafka (KRaft) and nsd that tests
+# and benchmarks talk to: on 127.0.0.1 only, in a throwaway folder.
 #
-# Real components rather than mocks, because the contracts under test (schema, query-log
-# topic, upstream DNS) are only proven against the real thing. A stack is keyed by its
+# Real components rather than fakes, because the contracts under test (schema, query-log
+# topic, upstream DNS) only count as proven against the real thing. A stack is keyed by its
 # folder and ports, so two can run side by side; `down` stops only the processes recorded
-# in its folder (never by name) and removes the folder. `up` writes $AEGIS_STACK_DIR/env.
+# in its folder, never by name, and removes the folder. `up` writes $AEGIS_STACK_DIR/env
+# for tests to source.
+#
+# Usage: devstack.sh up|down|status   (ports and folder: AEGIS_* variables below)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
 tmpl="$here/devstack"
+exec 8>&2   # the caller's stderr, kept for on_exit
 
 PG_PORT=${AEGIS_PG_PORT:-55432}
 KAFKA_PORT=${AEGIS_KAFKA_PORT:-59092}
@@ -44,8 +48,8 @@ check_settings() {
     [[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1024 ] && [ "$p" -le 65535 ] ||
       die "port '$p' is not a number in 1024..65535"
   done
-  [ "$(printf '%s\n' "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" | sort -u | wc -l)" -eq 3 ] ||
-    die "AEGIS_PG_PORT, AEGIS_KAFKA_PORT and AEGIS_KAFKA_CONTROLLER_PORT must differ"
+  [ "$(printf '%s\n' "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$DNS_PORT" | sort -u | wc -l)" -eq 4 ] ||
+    die "AEGIS_PG_PORT, AEGIS_KAFKA_PORT, AEGIS_KAFKA_CONTROLLER_PORT and AEGIS_DNS_PORT must differ"
   # The path goes unquoted into nsd, Kafka and PostgreSQL configs; keep it plain.
   [[ $STACK =~ ^/[A-Za-z0-9._/-]+$ ]] && [[ $STACK != */..* ]] ||
     die "AEGIS_STACK_DIR must be an absolute path of [A-Za-z0-9._/-] characters: '$STACK'"
@@ -73,9 +77,10 @@ read_pid() { [ -s "$1" ] && head -n1 "$1" | tr -dc 0-9; }
 # A pid counts as ours only if the process is alive and its command line names this stack's
 # folder: a stale pidfile must never lead to signalling some unrelated process.
 pid_is_ours() {
-  local pid=$1
+  local pid=$1 cmd
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STACK/"
+  cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$STACK/"* ]]
 }
 
 kafka_pid() { read_pid "$KAFKA_PIDFILE" || true; }
@@ -105,9 +110,9 @@ stop_pid() { # name pid timeout
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 pg_bindir() {
-  local d
+  local d dirs=(/usr/lib/postgresql/*/bin)
   if [ -n "${AEGIS_PG_BINDIR:-}" ]; then echo "$AEGIS_PG_BINDIR"; return; fi
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  d=$(printf '%s\n' "${dirs[@]}" | sort -V | tail -n1)
   [ -n "$d" ] && [ -x "$d/initdb" ] || die "no PostgreSQL server in /usr/lib/postgresql/*/bin (run scripts/setup.sh)"
   echo "$d"
 }
@@ -152,7 +157,9 @@ start_pg() {
         --no-instructions >"$PG_DIR/initdb.log" 2>&1 || fail postgres "initdb failed"
   sed -e "s|@PG_PORT@|$PG_PORT|g" -e "s|@PG_SOCKET_DIR@|$PG_SOCK|g" \
       "$tmpl/postgresql.conf.in" | as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null
-  as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t "$START_TIMEOUT" -s start ||
+  # 8>&- 9>&-: the daemons must not inherit the caller's stderr (a `$(devstack.sh up 2>&1)`
+  # would never return) nor the stack lock (it would stay held until `down`).
+  as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t "$START_TIMEOUT" -s start 8>&- 9>&- ||
     fail postgres "pg_ctl start failed"
   local deadline=$((SECONDS + START_TIMEOUT))
   until pg_answers; do
@@ -162,7 +169,7 @@ start_pg() {
   # The application role owns its database and so may create tables, partitions, functions
   # and triggers, without being a superuser: migrations must not need one.
   "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres \
-      >>"$PG_DIR/initdb.log" 2>&1 <<'SQL' || fail postgres "creating role and database aegis failed"
+      >"$PG_DIR/setup.log" 2>&1 <<'SQL' || fail postgres "creating role and database aegis failed"
 CREATE ROLE aegis LOGIN PASSWORD 'aegis' NOSUPERUSER NOCREATEDB NOCREATEROLE;
 CREATE DATABASE aegis OWNER aegis;
 GRANT CONNECT, CREATE, TEMPORARY ON DATABASE aegis TO aegis;
@@ -193,16 +200,20 @@ kafka_tool() {
 }
 
 kafka_answers() {
-  # Cheap TCP probe first; kcat then proves the broker serves metadata.
+  local meta
+  # Cheap TCP probe first; kcat then proves the broker serves metadata. (Output captured,
+  # not piped into grep -q: under pipefail an early-exiting grep can fail the check.)
   (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || return 1
-  timeout 10 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 2>/dev/null | grep -q "broker 1 at"
+  meta=$(timeout 10 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 2>/dev/null) || return 1
+  [[ $meta == *"broker 1 at"* ]]
 }
 
 start_kafka() {
   PHASE=kafka
   command -v java >/dev/null || die "java is missing (run scripts/setup.sh)"
   command -v kcat >/dev/null || die "kcat is missing (run scripts/setup.sh)"
-  [ -f "$KAFKA_HOME/.complete" ] || "$here/fetch-kafka.sh" || fail kafka "fetch-kafka.sh failed"
+  # stdout carries only the summary; Maven's progress goes with the logs.
+  [ -f "$KAFKA_HOME/.complete" ] || "$here/fetch-kafka.sh" >&2 || fail kafka "fetch-kafka.sh failed"
   mkdir -p "$KAFKA_DIR/data"
   cp "$tmpl/log4j2.properties" "$KAFKA_DIR/log4j2.properties"
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
@@ -214,11 +225,13 @@ start_kafka() {
     fail kafka "StorageTool format failed"
   # setsid: a Ctrl-C in the terminal that ran `up` must not reach the broker. The wrapper
   # records the pid of the process that becomes java, whether or not setsid had to fork.
+  # 8>&- 9>&-: as for postgres.
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' kafka "$KAFKA_PIDFILE" \
     java -Xms256m -Xmx512m -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
          -Dkafka.logs.dir="$KAFKA_DIR" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
          -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-    </dev/null >"$KAFKA_DIR/stdout.log" 2>&1 &
+    </dev/null >"$KAFKA_DIR/stdout.log" 2>&1 8>&- 9>&- &
   wait_pidfile kafka "$KAFKA_PIDFILE"
 }
 
@@ -263,7 +276,7 @@ start_nsd() {
   done
   "$(nsd_bin nsd-checkconf)" "$NSD_DIR/nsd.conf" >>"$NSD_DIR/nsd.log" 2>&1 || fail nsd "nsd.conf does not check"
   # In the foreground (-d) nsd's main process is the one that writes the pidfile.
-  setsid "$nsd" -d -c "$NSD_DIR/nsd.conf" </dev/null >>"$NSD_DIR/stdout.log" 2>&1 &
+  setsid "$nsd" -d -c "$NSD_DIR/nsd.conf" </dev/null >>"$NSD_DIR/stdout.log" 2>&1 8>&- 9>&- &
   wait_pidfile nsd "$NSD_PIDFILE"
 }
 
@@ -280,8 +293,8 @@ wait_nsd() {
 # --- shared helpers ---------------------------------------------------------------------------
 
 wait_pidfile() { # name pidfile
-  local i
-  for i in $(seq 50); do
+  local _
+  for _ in $(seq 50); do
     [ -s "$2" ] && return 0
     sleep 0.1
   done
@@ -290,7 +303,7 @@ wait_pidfile() { # name pidfile
 
 component_logs() {
   case $1 in
-    postgres) echo "$PG_DIR/initdb.log $PG_LOG" ;;
+    postgres) if [ -s "$PG_LOG" ]; then echo "$PG_LOG $PG_DIR/setup.log"; else echo "$PG_DIR/initdb.log"; fi ;;
     kafka) echo "$KAFKA_DIR/format.log $KAFKA_DIR/stdout.log $KAFKA_DIR/server.log" ;;
     nsd) echo "$NSD_DIR/nsd.log $NSD_DIR/stdout.log" ;;
   esac
@@ -356,8 +369,10 @@ write_env() {
 }
 
 summary() {
-  local zones
-  zones=$(cd "$NSD_DIR/zones" 2>/dev/null && ls -- *.zone | sed 's/\.zone$/./' | tr '\n' ' ')
+  local z zones=
+  for z in "$NSD_DIR"/zones/*.zone; do
+    [ -e "$z" ] && zones+="$(basename "$z" .zone). "
+  done
   cat <<EOF
 stack     $STACK
 postgres  127.0.0.1:$PG_PORT   db aegis, user aegis/aegis; superuser postgres via socket $PG_SOCK
@@ -367,11 +382,33 @@ env       source $STACK/env
 EOF
 }
 
+# Serialises up/down on one stack. The lock file sits next to the folder (`down` removes
+# the folder) and goes when the stack does.
 lock_stack() {
   mkdir -p "$(dirname "$STACK")"
   exec 9>>"$STACK.lock"
+  trap on_exit EXIT
+  # Turn signals into a plain exit, so that on_exit cleans up a half-started stack.
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   flock -w 120 9 || die "another devstack.sh holds $STACK.lock"
 }
+
+on_exit() {
+  local rc=$?
+  # A signal may land while stderr points into a component's log: talk to the caller.
+  exec 2>&8
+  if [ "$rc" -ne 0 ] && [ "$UP_STARTED" -eq 1 ] && [ "$UP_DONE" -eq 0 ]; then
+    # Reached by fail() or by any command failing under set -e: show what went wrong if
+    # fail() did not, then stop whatever had started. Logs stay until `down`.
+    [ "$LOGS_SHOWN" -eq 1 ] || { log "error: start-up failed during $PHASE"; show_logs "$PHASE"; }
+    stop_all
+    log "stack stopped; its logs stay in $STACK until '$(basename "$0") down'"
+  fi
+  [ -f "$MARKER" ] || rm -f "$STACK.lock"
+}
+UP_STARTED=0 UP_DONE=0 LOGS_SHOWN=0 PHASE=setup
 
 # --- commands ---------------------------------------------------------------------------------
 
@@ -381,18 +418,8 @@ all_up() {
     pid_is_ours "$(nsd_pid)" && dns_answers
 }
 
-on_up_exit() {
-  local rc=$?
-  [ "$rc" -ne 0 ] && [ "$UP_DONE" -eq 0 ] || return 0
-  # Reached by fail() or by any command failing under set -e: show what went wrong if
-  # fail() did not, then stop whatever had started. Logs stay until `down`.
-  [ "$LOGS_SHOWN" -eq 1 ] || { log "error: start-up failed during $PHASE"; show_logs "$PHASE"; }
-  stop_all
-  log "stack stopped; its logs stay in $STACK until '$(basename "$0") down'"
-}
-
 cmd_up() {
-  local t0=$SECONDS want
+  local t0=$EPOCHREALTIME want
   check_settings
   lock_stack
   PGBIN=$(pg_bindir)
@@ -421,8 +448,7 @@ cmd_up() {
   printf 'PG_PORT=%s\nKAFKA_PORT=%s\nCONTROLLER_PORT=%s\nDNS_PORT=%s\n' \
     "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$DNS_PORT" > "$MARKER"
 
-  UP_DONE=0 LOGS_SHOWN=0 PHASE=setup
-  trap on_up_exit EXIT
+  UP_STARTED=1
   # Kafka's JVM is the slowest to answer: launch it first and set up the others meanwhile.
   start_kafka
   start_pg
@@ -431,7 +457,7 @@ cmd_up() {
   wait_kafka
   write_env
   UP_DONE=1
-  log "up in $((SECONDS - t0)) s"
+  log "up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
   summary
 }
 
@@ -446,7 +472,6 @@ cmd_down() {
   load_marker
   stop_all
   rm -rf "$STACK"
-  rm -f "$STACK.lock"
   log "stack in $STACK stopped and removed"
 }
 

@@ -34,9 +34,10 @@ layer() { # name, command...: runs a layer, keeps going on failure, counts its r
   local name=$1 out rc; shift
   log "== $name"
   set +e
-  out=$("$@" 2>&1 | tee /dev/stderr | tail -1)
+  "$@" 2>&1 | tee "$AEGIS_STACK_DIR/layer.out"
   rc=${PIPESTATUS[0]}
   set -e
+  out=$(tail -1 "$AEGIS_STACK_DIR/layer.out")
   tally "$out"
   if [ "$rc" -ne 0 ] && ! grep -qE '[1-9][0-9]* failed' <<<"$out"; then
     failed=$((failed + 1))
