@@ -11,8 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 DEB_PACKAGES=(
   build-essential pkg-config clang llvm libclang-rt-14-dev
   libevent-dev libssl-dev libpq-dev librdkafka-dev libmicrohttpd-dev libjansson-dev
-  libldns-dev libcriterion-dev libconfig-dev libsystemd-dev zlib1g-dev
-  postgresql postgresql-contrib nsd knot-dnsutils dnsutils kcat
+  libldns-dev libcriterion-dev libconfig-dev libsystemd-dev zlib1g-dev libxxhash-dev
+  postgresql postgresql-contrib nsd knot-dnsutils dnsutils kcat dnsperf unbound
   openjdk-17-jre-headless maven python3 python3-pytest python3-dnspython python3-psycopg2
   iproute2 procps curl ca-certificates
 )
@@ -28,7 +28,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # The packaged services are not ours: tests run their own throwaway instances.
-  for svc in nsd postgresql; do
+  for svc in nsd postgresql unbound; do
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
       as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
     else
