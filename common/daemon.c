@@ -122,6 +122,13 @@ bool daemon_init(struct daemon *d, const struct daemon_spec *spec, int argc, cha
 		d->command_argv = argv + optind + 1;
 	}
 
+	for (const char *const *c = spec->standalone_commands; d->command && c && *c; c++) {
+		if (strcmp(*c, d->command) == 0) {
+			*exit_status = EXIT_SUCCESS;
+			return true;
+		}
+	}
+
 	d->settings = load_settings(d, err, sizeof err);
 	if (!d->settings) {
 		fprintf(stderr, "%s: invalid configuration: %s\n", spec->name, err);

@@ -39,6 +39,9 @@ struct daemon_spec {
 	const char *name;                  /* "aegis-tenantd" */
 	const char *default_config;        /* used when -c is not given */
 	const char *commands_help;         /* extra usage lines for subcommands, or NULL */
+	/* Commands that work without a configuration file (offline tools); for them
+	 * daemon_init() loads none and d->settings stays NULL. NULL-terminated, may be NULL. */
+	const char *const *standalone_commands;
 	const struct config_field *fields;
 	size_t nfields;
 	size_t settings_size;

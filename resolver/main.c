@@ -1,17 +1,219 @@
 /* main.c -- aegis-resolver: the tenant-aware, policy-enforcing caching DNS resolver node. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "cache.h"
 #include "daemon.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxyv2.h"
+#include "querylog.h"
+#include "ratelimit.h"
+#include "server.h"
+#include "snapshot.h"
+#include "upstream.h"
 
 struct resolver_settings {
 	struct daemon_log_settings log;
+	char *node;
+	struct config_strings listen;
+	long long workers;
+	long long tcp_idle_ms, tcp_max_connections, tcp_max_inflight;
+	char *unknown_clients;
+	struct config_strings proxy_from;
+	struct config_strings upstreams;
+	long long upstream_timeout_ms, upstream_attempts;
+	char *snapshot;
+	long long block_ttl;
+	struct config_strings forward_special;
+	long long cache_mb, cache_max_ttl, cache_max_negative_ttl, cache_max_stale;
+	long long rl_qps, rl_burst, rl_slip, rl_v6_prefix;
+	struct config_strings rl_exempt;
+	char *querylog_file;
+	long long querylog_queue;
+	char *metrics_listen;
 };
 
+/* "192.0.2.1:53" or "[2001:db8::1]:53" into a socket address. */
+static int parse_hostport(const char *text, struct sockaddr_any *out)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(text, ':');
+	if (!colon || colon == text || (size_t)(colon - text) >= sizeof host)
+		return -EINVAL;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || colon[1] == '\0' || port == 0 || port > 65535)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	size_t hl = strlen(host);
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a = (void *)&out->ss;
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		out->len = sizeof *a;
+		return 0;
+	}
+	struct sockaddr_in *a = (void *)&out->ss;
+	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		return -EINVAL;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	out->len = sizeof *a;
+	return 0;
+}
+
+static int check_hostport(const char *value, char *err, size_t errlen)
+{
+	struct sockaddr_any a;
+	if (parse_hostport(value, &a) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)", value);
+	return -1;
+}
+
+static int check_cidr(const char *value, char *err, size_t errlen)
+{
+	struct proxyv2_allow *a = proxyv2_allow_new();
+	int rc = a ? proxyv2_allow_add(a, value) : -ENOMEM;
+	proxyv2_allow_free(a);
+	if (rc == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not an address prefix such as 192.0.2.0/24", value);
+	return -1;
+}
+
+/* "PREFIX=QPS": an exemption from the per-client limit (QPS 0 = unlimited). */
+static int split_exemption(const char *value, char *prefix, size_t cap, unsigned long *qps)
+{
+	const char *eq = strchr(value, '=');
+	char *end;
+	if (!eq || (size_t)(eq - value) >= cap)
+		return -EINVAL;
+	memcpy(prefix, value, (size_t)(eq - value));
+	prefix[eq - value] = '\0';
+	*qps = strtoul(eq + 1, &end, 10);
+	return eq[1] && !*end && *qps <= 10000000 ? 0 : -EINVAL;
+}
+
+static int check_exemption(const char *value, char *err, size_t errlen)
+{
+	char prefix[64];
+	unsigned long qps;
+	if (split_exemption(value, prefix, sizeof prefix, &qps) == 0 &&
+	    check_cidr(prefix, err, errlen) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not PREFIX=QPS, e.g. 192.0.2.0/24=0", value);
+	return -1;
+}
+
+static int check_unknown_clients(const char *value, char *err, size_t errlen)
+{
+	if (!strcmp(value, "refused") || !strcmp(value, "drop"))
+		return 0;
+	snprintf(err, errlen, "'%s' is not refused or drop", value);
+	return -1;
+}
+
+/* A zone as text ("test.") to wire format, for the special-use exemptions. */
+static int zone_to_wire(const char *text, uint8_t *wire, size_t *len)
+{
+	return snapshot_parse_name(text, wire, len);
+}
+
+static int check_zone(const char *value, char *err, size_t errlen)
+{
+	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+	size_t len;
+	if (zone_to_wire(value, wire, &len) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not a domain name", value);
+	return -1;
+}
+
+#define S(member) offsetof(struct resolver_settings, member)
 static const struct config_field resolver_fields[] = {
 	DAEMON_LOG_FIELDS(struct resolver_settings, log),
+	{ .path = "node.name", .type = CONFIG_STRING, .required = true, .offset = S(node) },
+	{ .path = "server.listen", .type = CONFIG_STRING_LIST, .required = true,
+	  .offset = S(listen), .check = check_hostport },
+	{ .path = "server.workers", .type = CONFIG_INT, .offset = S(workers), .min = 0, .max = 64 },
+	{ .path = "server.tcp_idle_timeout_ms", .type = CONFIG_INT, .offset = S(tcp_idle_ms),
+	  .default_int = 10000, .min = 100, .max = 600000 },
+	{ .path = "server.tcp_max_connections", .type = CONFIG_INT,
+	  .offset = S(tcp_max_connections), .default_int = 4096, .min = 1, .max = 1000000 },
+	{ .path = "server.tcp_max_inflight", .type = CONFIG_INT, .offset = S(tcp_max_inflight),
+	  .default_int = 64, .min = 1, .max = 65535 },
+	{ .path = "server.unknown_clients", .type = CONFIG_STRING, .offset = S(unknown_clients),
+	  .default_string = "refused", .check = check_unknown_clients },
+	{ .path = "server.proxy_protocol_from", .type = CONFIG_STRING_LIST,
+	  .offset = S(proxy_from), .check = check_cidr },
+	{ .path = "upstream.servers", .type = CONFIG_STRING_LIST, .required = true,
+	  .offset = S(upstreams), .check = check_hostport },
+	{ .path = "upstream.timeout_ms", .type = CONFIG_INT, .offset = S(upstream_timeout_ms),
+	  .default_int = 1000, .min = 10, .max = 30000 },
+	{ .path = "upstream.attempts", .type = CONFIG_INT, .offset = S(upstream_attempts),
+	  .default_int = 3, .min = 1, .max = 10 },
+	{ .path = "policy.snapshot", .type = CONFIG_STRING, .required = true,
+	  .offset = S(snapshot) },
+	{ .path = "policy.block_ttl", .type = CONFIG_INT, .offset = S(block_ttl),
+	  .default_int = 60, .min = 0, .max = 86400 },
+	{ .path = "policy.forward_special_zones", .type = CONFIG_STRING_LIST,
+	  .offset = S(forward_special), .check = check_zone },
+	{ .path = "cache.max_mb", .type = CONFIG_INT, .offset = S(cache_mb), .default_int = 64,
+	  .min = 1, .max = 65536 },
+	{ .path = "cache.max_ttl", .type = CONFIG_INT, .offset = S(cache_max_ttl),
+	  .default_int = 86400, .min = 0, .max = 604800 },
+	{ .path = "cache.max_negative_ttl", .type = CONFIG_INT,
+	  .offset = S(cache_max_negative_ttl), .default_int = 3600, .min = 0, .max = 86400 },
+	{ .path = "cache.max_stale", .type = CONFIG_INT, .offset = S(cache_max_stale),
+	  .default_int = 86400, .min = 0, .max = 604800 },
+	{ .path = "ratelimit.qps", .type = CONFIG_INT, .offset = S(rl_qps), .default_int = 1000,
+	  .min = 0, .max = 10000000 },
+	{ .path = "ratelimit.burst", .type = CONFIG_INT, .offset = S(rl_burst), .default_int = 0,
+	  .min = 0, .max = 10000000 },
+	{ .path = "ratelimit.slip", .type = CONFIG_INT, .offset = S(rl_slip), .default_int = 2,
+	  .min = 0, .max = 100 },
+	{ .path = "ratelimit.ipv6_prefix", .type = CONFIG_INT, .offset = S(rl_v6_prefix),
+	  .default_int = 56, .min = 1, .max = 128 },
+	{ .path = "ratelimit.exempt", .type = CONFIG_STRING_LIST, .offset = S(rl_exempt),
+	  .check = check_exemption },
+	{ .path = "querylog.file", .type = CONFIG_STRING, .offset = S(querylog_file) },
+	{ .path = "querylog.queue", .type = CONFIG_INT, .offset = S(querylog_queue),
+	  .default_int = 16384, .min = 64, .max = 1048576 },
+	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = S(metrics_listen),
+	  .check = check_hostport },
 };
+#undef S
+
+static struct resolver node;
+static struct metrics *metrics;
+
+static int reload(struct daemon *d, const void *old_settings, const void *new_settings)
+{
+	const struct resolver_settings *s = new_settings;
+	(void)d;
+	(void)old_settings;
+	/* Listen addresses, workers and the rest need a restart; the policy does not. */
+	if (snaphold_load_file(node.policy, s->snapshot) < 0)
+		log_warn("reload_kept_policy", "path=%s", s->snapshot);
+	if (node.querylog)
+		querylog_reopen(node.querylog);
+	return 0;
+}
 
 static const struct daemon_spec resolver_spec = {
 	.name = "aegis-resolver",
@@ -20,20 +222,168 @@ static const struct daemon_spec resolver_spec = {
 	.nfields = sizeof resolver_fields / sizeof resolver_fields[0],
 	.settings_size = sizeof(struct resolver_settings),
 	.log_offset = offsetof(struct resolver_settings, log),
+	.reload = reload,
 };
+
+static const uint8_t **special_exemptions(const struct config_strings *zones)
+{
+	const uint8_t **list = calloc(zones->count + 1, sizeof *list);
+	for (size_t i = 0; list && i < zones->count; i++) {
+		uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+		size_t len;
+		uint8_t *copy;
+		if (zone_to_wire(zones->items[i], wire, &len) < 0 || !(copy = malloc(len)))
+			return list; /* validated already; only memory can fail here */
+		memcpy(copy, wire, len);
+		list[i] = copy;
+	}
+	return list;
+}
+
+static int build(struct resolver *r, const struct resolver_settings *s)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct resolver_options *o = &r->opt;
+
+	snprintf(o->node, sizeof o->node, "%s", s->node);
+	if (s->listen.count == 0 || s->listen.count > SERVER_MAX_LISTEN) {
+		log_err("config_invalid", "setting=server.listen error=\"1 to %d addresses\"",
+			SERVER_MAX_LISTEN);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->listen.count; i++)
+		if (parse_hostport(s->listen.items[i], &o->listen[o->nlisten++]) < 0)
+			return -EINVAL;
+	o->workers = s->workers ? (unsigned)s->workers : (unsigned)(cpus > 0 ? cpus : 1);
+	o->tcp_idle_ms = (unsigned)s->tcp_idle_ms;
+	o->tcp_max_connections = (unsigned)s->tcp_max_connections;
+	o->tcp_max_inflight = (unsigned)s->tcp_max_inflight;
+	o->unknown_client_rcode = strcmp(s->unknown_clients, "drop") == 0 ? -1 : WIRE_RCODE_REFUSED;
+	o->block_ttl = (uint32_t)s->block_ttl;
+	o->special_forward = special_exemptions(&s->forward_special);
+	if (!o->special_forward)
+		return -ENOMEM;
+
+	r->policy = snaphold_new();
+	if (!r->policy)
+		return -ENOMEM;
+	if (snaphold_load_file(r->policy, s->snapshot) < 0)
+		log_warn("starting_without_policy", "path=%s answer=\"SERVFAIL, EDE 14 Not Ready\"",
+			 s->snapshot);
+
+	struct cache_config cc;
+	cache_default_config(&cc);
+	cc.max_bytes = (size_t)s->cache_mb << 20;
+	cc.max_ttl = (uint32_t)s->cache_max_ttl;
+	cc.max_negative_ttl = (uint32_t)s->cache_max_negative_ttl;
+	cc.max_stale = (uint32_t)s->cache_max_stale;
+	if (!(r->cache = cache_new(&cc)))
+		return -ENOMEM;
+
+	struct ratelimit_config rc = { .qps = (uint32_t)s->rl_qps,
+				       .burst = (uint32_t)(s->rl_burst ? s->rl_burst : s->rl_qps),
+				       .table_bits = 20, .v4_prefix = 32,
+				       .v6_prefix = (uint8_t)s->rl_v6_prefix,
+				       .slip = (unsigned)s->rl_slip };
+	if (!(r->ratelimit = ratelimit_new(&rc)))
+		return -ENOMEM;
+	for (size_t i = 0; i < s->rl_exempt.count; i++) {
+		char prefix[64];
+		unsigned long qps;
+		if (split_exemption(s->rl_exempt.items[i], prefix, sizeof prefix, &qps) < 0 ||
+		    ratelimit_add_exemption(r->ratelimit, prefix, (uint32_t)qps) < 0)
+			return -EINVAL;
+	}
+	if (s->proxy_from.count) {
+		if (!(r->proxy_allow = proxyv2_allow_new()))
+			return -ENOMEM;
+		for (size_t i = 0; i < s->proxy_from.count; i++)
+			if (proxyv2_allow_add(r->proxy_allow, s->proxy_from.items[i]) < 0)
+				return -EINVAL;
+	}
+
+	struct sockaddr_any ups[16];
+	if (s->upstreams.count == 0 || s->upstreams.count > 16) {
+		log_err("config_invalid", "setting=upstream.servers error=\"1 to 16 servers\"");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->upstreams.count; i++)
+		if (parse_hostport(s->upstreams.items[i], &ups[i]) < 0)
+			return -EINVAL;
+	struct upstream_set_config uc = { .timeout_ms = (unsigned)s->upstream_timeout_ms,
+					  .attempts = (unsigned)s->upstream_attempts,
+					  .down_after = 3, .down_ms = 5000 };
+	if (!(r->upstreams = upstream_set_new(ups, (unsigned)s->upstreams.count, &uc)))
+		return -ENOMEM;
+
+	if (s->querylog_file) {
+		struct querylog_sink_ops ops;
+		void *ctx;
+		if (querylog_file_sink_open(s->querylog_file, &ops, &ctx) < 0)
+			return -EIO;
+		r->querylog = querylog_new(o->workers, (unsigned)s->querylog_queue, &ops, ctx);
+		if (!r->querylog)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void teardown(struct resolver *r)
+{
+	if (r->workers)
+		workers_stop(r);
+	if (r->querylog) {
+		querylog_stop(r->querylog);
+		querylog_free(r->querylog);
+	}
+	metrics_free(metrics);
+	upstream_set_free(r->upstreams);
+	proxyv2_allow_free(r->proxy_allow);
+	ratelimit_free(r->ratelimit);
+	cache_free(r->cache);
+	snaphold_free(r->policy);
+	if (r->opt.special_forward) {
+		for (const uint8_t *const *z = (const uint8_t *const *)r->opt.special_forward; *z; z++)
+			free((void *)*z);
+		free((void *)r->opt.special_forward);
+	}
+}
 
 int main(int argc, char **argv)
 {
 	struct daemon d;
 	int status;
 
+	if (evthread_use_pthreads() < 0) {
+		fprintf(stderr, "aegis-resolver: libevent without thread support\n");
+		return EXIT_FAILURE;
+	}
 	if (!daemon_init(&d, &resolver_spec, argc, argv, &status))
 		return status;
 	if (d.command) {
 		fprintf(stderr, "aegis-resolver: unknown command '%s' (try --help)\n", d.command);
-		status = 2;
-	} else
-		status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+		daemon_fini(&d);
+		return 2;
+	}
+	const struct resolver_settings *s = d.settings;
+	status = EXIT_FAILURE;
+	if (build(&node, s) < 0 || workers_create(&node) < 0)
+		goto out;
+	if (node.querylog && querylog_start(node.querylog) < 0)
+		goto out;
+	if (s->metrics_listen) {
+		struct sockaddr_any ma;
+		if (parse_hostport(s->metrics_listen, &ma) < 0 ||
+		    !(metrics = metrics_new(d.base, &node, &ma)))
+			goto out;
+	}
+	if (workers_start(&node) < 0)
+		goto out;
+	log_info("serving", "node=%s workers=%u listen=%s upstreams=%zu", node.opt.node,
+		 node.opt.workers, s->listen.items[0], s->upstreams.count);
+	status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+out:
+	teardown(&node);
 	daemon_fini(&d);
 	return status;
 }

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
+#include "policy_json.h"
 
 #ifndef AEGIS_MIGRATIONS_DIR
 #define AEGIS_MIGRATIONS_DIR "/usr/share/aegis/migrations"
@@ -28,10 +29,16 @@ static const struct config_field tenantd_fields[] = {
 	  .default_string = AEGIS_MIGRATIONS_DIR },
 };
 
+static const char *const standalone[] = { "compile-json", NULL };
+
 static const struct daemon_spec tenantd_spec = {
+	.standalone_commands = standalone,
 	.name = "aegis-tenantd",
 	.default_config = "/etc/aegis/tenantd.conf",
-	.commands_help = "  migrate            apply pending database migrations and exit\n",
+	.commands_help = "  migrate            apply pending database migrations and exit\n"
+			 "  compile-json IN OUT [SERIAL]\n"
+			 "                     compile a JSON policy description into a snapshot\n"
+			 "                     file (offline nodes, tests, benchmarks)\n",
 	.fields = tenantd_fields,
 	.nfields = sizeof tenantd_fields / sizeof tenantd_fields[0],
 	.settings_size = sizeof(struct tenantd_settings),
@@ -53,6 +60,26 @@ static int run_migrate(const struct tenantd_settings *s)
 	return EXIT_SUCCESS;
 }
 
+static int run_compile_json(int argc, char **argv)
+{
+	char err[512] = "";
+	unsigned long long serial = 1;
+	char *end = NULL;
+
+	if (argc < 2 || argc > 3 ||
+	    (argc == 3 && ((serial = strtoull(argv[2], &end, 10)) == 0 || *end))) {
+		fprintf(stderr, "usage: aegis-tenantd compile-json IN.json OUT.snap [SERIAL]\n");
+		return 2;
+	}
+	if (policy_json_compile(argv[0], argv[1], serial, err, sizeof err) < 0) {
+		fprintf(stderr, "aegis-tenantd: %s: %s\n", argv[0], err);
+		return EXIT_FAILURE;
+	}
+	if (err[0])
+		fprintf(stderr, "aegis-tenantd: %s\n", err);
+	return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -61,7 +88,9 @@ int main(int argc, char **argv)
 	if (!daemon_init(&d, &tenantd_spec, argc, argv, &status))
 		return status;
 	const struct tenantd_settings *s = d.settings;
-	if (d.command && strcmp(d.command, "migrate") == 0)
+	if (d.command && strcmp(d.command, "compile-json") == 0)
+		status = run_compile_json(d.command_argc, d.command_argv);
+	else if (d.command && strcmp(d.command, "migrate") == 0)
 		status = run_migrate(s);
 	else if (d.command) {
 		fprintf(stderr, "aegis-tenantd: unknown command '%s' (try --help)\n", d.command);

@@ -1,0 +1,560 @@
+/* cache.c -- sharded chained hash tables, CLOCK eviction and an expiry heap per shard. */
+#include "cache.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#include "log.h"
+
+#define KEY_FIXED_LEN    5 /* qtype, qclass, flags */
+#define KEY_MAX_LEN      (KEY_FIXED_LEN + 255)
+#define DNS_HEADER_LEN   12
+#define MIN_SHARD_BYTES  (64 * 1024)
+#define BYTES_PER_BUCKET 256 /* a typical entry, so chains stay around one long */
+#define MAX_BUCKETS      (1u << 30)
+#define HEAP_MIN_CAP     64u
+
+/* One allocation per entry; data holds the TTL offsets, then the key, then the message. */
+struct entry {
+	struct entry *chain;         /* next in the hash bucket, or in a list of entries to free */
+	struct entry *older, *newer; /* CLOCK ring: the hand moves towards newer */
+	uint64_t hash;
+	uint64_t expire_ms;
+	uint32_t charge; /* bytes this entry counts against its shard */
+	uint32_t heap_pos;
+	uint32_t ttl; /* as stored: a worker whose clock lags the inserter's must not see more */
+	uint16_t msg_len, key_len;
+	uint8_t n_ttl;
+	bool referenced; /* set by a hit, cleared by the passing CLOCK hand */
+	uint16_t data[];
+};
+
+/* Everything in a shard, counters included, is guarded by its lock. */
+struct shard {
+	pthread_mutex_t lock;
+	struct entry **buckets;
+	uint64_t bucket_mask;
+	struct entry *hand;  /* the next entry CLOCK looks at; NULL when the shard is empty */
+	struct entry **heap; /* min-heap on expire_ms, so the first entry to die is on top */
+	uint32_t heap_len, heap_cap;
+	size_t budget;    /* bytes this shard may account for */
+	size_t max_entry; /* one answer may not take more than this */
+	struct cache_stats stats;
+} __attribute__((aligned(64))); /* a cache line each, so workers on two shards never share one */
+
+struct cache {
+	uint64_t seed;
+	uint64_t shard_mask;
+	uint64_t max_stale_ms;
+	uint32_t min_ttl, max_ttl, max_negative_ttl, stale_ttl_served;
+	size_t fixed_bytes;
+	struct shard shards[];
+};
+
+/* Counters change only under the shard lock, so a plain read plus an atomic store suffices; the
+ * store keeps cache_get_stats(), which does not lock, free of data races. */
+#define STAT_ADD(s, field, n) \
+	__atomic_store_n(&(s)->stats.field, (s)->stats.field + (n), __ATOMIC_RELAXED)
+#define STAT_SUB(s, field, n) \
+	__atomic_store_n(&(s)->stats.field, (s)->stats.field - (n), __ATOMIC_RELAXED)
+
+/* What a block really costs: its usable size plus glibc's 8-byte chunk header. */
+static size_t charge_of(void *block)
+{
+	return malloc_usable_size(block) + sizeof(size_t);
+}
+
+/* The most a fresh block of request bytes can cost with glibc: header, 16-byte alignment, and
+ * page rounding once it is large enough to be mmap'd. */
+static size_t charge_bound(size_t request)
+{
+	return request + 4096 + 64;
+}
+
+static const uint8_t *entry_key(const struct entry *e)
+{
+	return (const uint8_t *)(e->data + e->n_ttl);
+}
+
+static const uint8_t *entry_msg(const struct entry *e)
+{
+	return entry_key(e) + e->key_len;
+}
+
+/* Key bytes are qtype and qclass (big-endian), flags, then the name: one memcmp compares all and
+ * one hash covers all. Returns the length, 0 for a key no answer can be stored under. */
+static uint16_t key_pack(const struct cache_key *k, uint8_t out[KEY_MAX_LEN])
+{
+	if (!k || !k->name || k->name_len == 0 || (k->flags & ~(CACHE_FLAG_DO | CACHE_FLAG_CD)))
+		return 0;
+	out[0] = (uint8_t)(k->qtype >> 8);
+	out[1] = (uint8_t)k->qtype;
+	out[2] = (uint8_t)(k->qclass >> 8);
+	out[3] = (uint8_t)k->qclass;
+	out[4] = k->flags;
+	memcpy(out + KEY_FIXED_LEN, k->name, k->name_len);
+	return (uint16_t)(KEY_FIXED_LEN + k->name_len);
+}
+
+/* The top half of the hash picks the shard, the bottom half the bucket, so they never overlap. */
+static struct shard *shard_of(struct cache *c, uint64_t hash)
+{
+	return &c->shards[(hash >> 32) & c->shard_mask];
+}
+
+static struct entry *shard_find(struct shard *s, uint64_t hash, const uint8_t *key, uint16_t len)
+{
+	struct entry *e = s->buckets[hash & s->bucket_mask];
+	while (e && (e->hash != hash || e->key_len != len || memcmp(entry_key(e), key, len) != 0))
+		e = e->chain;
+	return e;
+}
+
+/* Past max_stale an entry is of no use to anyone, not even serve-stale. */
+static bool entry_dead(const struct cache *c, const struct entry *e, uint64_t now_ms)
+{
+	return now_ms >= e->expire_ms + c->max_stale_ms;
+}
+
+static void heap_place(struct shard *s, struct entry *e, uint32_t pos)
+{
+	s->heap[pos] = e;
+	e->heap_pos = pos;
+}
+
+static void heap_sift_up(struct shard *s, uint32_t pos)
+{
+	struct entry *e = s->heap[pos];
+	while (pos > 0) {
+		uint32_t parent = (pos - 1) / 2;
+		if (s->heap[parent]->expire_ms <= e->expire_ms)
+			break;
+		heap_place(s, s->heap[parent], pos);
+		pos = parent;
+	}
+	heap_place(s, e, pos);
+}
+
+static void heap_sift_down(struct shard *s, uint32_t pos)
+{
+	struct entry *e = s->heap[pos];
+	for (;;) {
+		uint32_t child = 2 * pos + 1;
+		if (child >= s->heap_len)
+			break;
+		if (child + 1 < s->heap_len &&
+		    s->heap[child + 1]->expire_ms < s->heap[child]->expire_ms)
+			child++;
+		if (e->expire_ms <= s->heap[child]->expire_ms)
+			break;
+		heap_place(s, s->heap[child], pos);
+		pos = child;
+	}
+	heap_place(s, e, pos);
+}
+
+static void heap_delete(struct shard *s, struct entry *e)
+{
+	struct entry *last = s->heap[--s->heap_len];
+	if (last == e)
+		return;
+	heap_place(s, last, e->heap_pos);
+	heap_sift_up(s, last->heap_pos);
+	heap_sift_down(s, last->heap_pos);
+}
+
+static size_t heap_next_cap(const struct shard *s)
+{
+	return s->heap_cap ? 2 * (size_t)s->heap_cap : HEAP_MIN_CAP;
+}
+
+/* Bytes to keep free so that growing the full heap cannot take the shard over its budget. */
+static size_t heap_growth_reserve(struct shard *s)
+{
+	if (s->heap_len < s->heap_cap)
+		return 0;
+	return charge_bound(heap_next_cap(s) * sizeof *s->heap);
+}
+
+static int heap_grow(struct shard *s)
+{
+	size_t cap = heap_next_cap(s);
+	size_t old = s->heap ? charge_of(s->heap) : 0;
+	if (cap > UINT32_MAX)
+		return -ENOMEM;
+	struct entry **heap = realloc(s->heap, cap * sizeof *heap);
+	if (!heap)
+		return -ENOMEM;
+	s->heap = heap;
+	s->heap_cap = (uint32_t)cap;
+	STAT_SUB(s, bytes, old);
+	STAT_ADD(s, bytes, charge_of(heap));
+	return 0;
+}
+
+/* New entries go just behind the hand, so they are the last it reaches. */
+static void ring_add(struct shard *s, struct entry *e)
+{
+	struct entry *h = s->hand;
+	if (!h) {
+		e->older = e->newer = e;
+		s->hand = e;
+		return;
+	}
+	e->newer = h;
+	e->older = h->older;
+	h->older->newer = e;
+	h->older = e;
+}
+
+static void ring_delete(struct shard *s, struct entry *e)
+{
+	if (s->hand == e)
+		s->hand = e->newer == e ? NULL : e->newer;
+	e->older->newer = e->newer;
+	e->newer->older = e->older;
+}
+
+/* Unhooks e from the bucket, the ring and the heap and pushes it onto *trash, to be freed once
+ * the lock is released. */
+static void shard_detach(struct shard *s, struct entry *e, struct entry **trash)
+{
+	struct entry **link = &s->buckets[e->hash & s->bucket_mask];
+	while (*link != e)
+		link = &(*link)->chain;
+	*link = e->chain;
+	ring_delete(s, e);
+	heap_delete(s, e);
+	STAT_SUB(s, entries, 1);
+	STAT_SUB(s, bytes, e->charge);
+	e->chain = *trash;
+	*trash = e;
+}
+
+static void trash_free(struct entry *trash)
+{
+	while (trash) {
+		struct entry *next = trash->chain;
+		free(trash);
+		trash = next;
+	}
+}
+
+/* Eviction order: entries past max_stale first, the soonest dead first, since nobody can use
+ * them; then CLOCK, which spares entries hit since the hand last passed (a cheap LRU: a hit
+ * only sets a bit in the entry it already reads). */
+static int shard_make_room(struct cache *c, struct shard *s, size_t charge, uint64_t now_ms,
+			   struct entry **trash)
+{
+	while (s->stats.bytes + charge + heap_growth_reserve(s) > s->budget) {
+		if (s->heap_len && entry_dead(c, s->heap[0], now_ms)) {
+			shard_detach(s, s->heap[0], trash);
+			STAT_ADD(s, expired, 1);
+		} else if (s->hand) {
+			struct entry *e = s->hand;
+			for (; e->referenced; e = e->newer)
+				e->referenced = false;
+			shard_detach(s, e, trash);
+			STAT_ADD(s, evictions, 1);
+		} else {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static uint16_t entry_copy(const struct entry *e, uint8_t *out, uint16_t cap, uint32_t ttl)
+{
+	if (e->msg_len > cap)
+		return 0;
+	memcpy(out, entry_msg(e), e->msg_len);
+	uint32_t be = htobe32(ttl);
+	for (unsigned i = 0; i < e->n_ttl; i++)
+		memcpy(out + e->data[i], &be, sizeof be);
+	return e->msg_len;
+}
+
+void cache_default_config(struct cache_config *cfg)
+{
+	*cfg = (struct cache_config){
+		.max_bytes = 32u << 20,
+		.shards = 16,
+		.min_ttl = 0,
+		.max_ttl = 86400,
+		.max_negative_ttl = 3600,
+		.stale_ttl_served = 30,
+		.max_stale = 86400,
+	};
+}
+
+static const char *config_problem(const struct cache_config *cfg, size_t fixed)
+{
+	if (cfg->shards == 0 || cfg->shards > 1024 || (cfg->shards & (cfg->shards - 1)))
+		return "shards must be a power of two from 1 to 1024";
+	if (cfg->min_ttl > cfg->max_ttl || cfg->min_ttl > cfg->max_negative_ttl)
+		return "min_ttl exceeds max_ttl or max_negative_ttl";
+	if (cfg->max_bytes < fixed || (cfg->max_bytes - fixed) / cfg->shards < MIN_SHARD_BYTES)
+		return "max_bytes leaves less than 64 KiB per shard";
+	return NULL;
+}
+
+static int shard_init(struct shard *s, size_t budget)
+{
+	pthread_mutexattr_t attr;
+	/* Adaptive: spin briefly before sleeping, since the lock is held for a copy of an answer. */
+	if (pthread_mutexattr_init(&attr) != 0 ||
+	    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP) != 0 ||
+	    pthread_mutex_init(&s->lock, &attr) != 0)
+		return -ENOMEM;
+	pthread_mutexattr_destroy(&attr);
+
+	size_t n = 16;
+	while (n < MAX_BUCKETS && n * 2 * BYTES_PER_BUCKET <= budget)
+		n *= 2;
+	s->buckets = calloc(n, sizeof *s->buckets);
+	if (!s->buckets) {
+		pthread_mutex_destroy(&s->lock);
+		return -ENOMEM;
+	}
+	s->bucket_mask = n - 1;
+	s->budget = budget;
+	s->max_entry = budget / 8;
+	s->stats.bytes = charge_of(s->buckets);
+	return 0;
+}
+
+static void shard_fini(struct shard *s)
+{
+	struct entry *e = s->hand;
+	if (e) {
+		e->older->newer = NULL;
+		while (e) {
+			struct entry *next = e->newer;
+			free(e);
+			e = next;
+		}
+	}
+	free(s->buckets);
+	free(s->heap);
+	pthread_mutex_destroy(&s->lock);
+}
+
+struct cache *cache_new(const struct cache_config *cfg)
+{
+	if (!cfg) {
+		log_err("cache_config_invalid", "error=\"no config\"");
+		return NULL;
+	}
+	size_t size = sizeof(struct cache) + (size_t)cfg->shards * sizeof(struct shard);
+	const char *problem = config_problem(cfg, charge_bound(size));
+	if (problem) {
+		log_err("cache_config_invalid", "error=\"%s\"", problem);
+		return NULL;
+	}
+	struct cache *c = aligned_alloc(_Alignof(struct cache), size);
+	if (!c) {
+		log_err("cache_create_failed", "error=\"out of memory\"");
+		return NULL;
+	}
+	memset(c, 0, size);
+	if (getrandom(&c->seed, sizeof c->seed, 0) != sizeof c->seed) {
+		log_err("cache_create_failed", "error=\"getrandom: %s\"", strerror(errno));
+		free(c);
+		return NULL;
+	}
+	c->shard_mask = cfg->shards - 1;
+	c->max_stale_ms = (uint64_t)cfg->max_stale * 1000;
+	c->min_ttl = cfg->min_ttl;
+	c->max_ttl = cfg->max_ttl;
+	c->max_negative_ttl = cfg->max_negative_ttl;
+	c->stale_ttl_served = cfg->stale_ttl_served;
+	c->fixed_bytes = charge_of(c);
+
+	size_t budget = (cfg->max_bytes - c->fixed_bytes) / cfg->shards;
+	for (unsigned i = 0; i < cfg->shards; i++) {
+		if (shard_init(&c->shards[i], budget) < 0) {
+			log_err("cache_create_failed", "error=\"out of memory\"");
+			while (i--)
+				shard_fini(&c->shards[i]);
+			free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void cache_free(struct cache *cache)
+{
+	if (!cache)
+		return;
+	for (uint64_t i = 0; i <= cache->shard_mask; i++)
+		shard_fini(&cache->shards[i]);
+	free(cache);
+}
+
+static uint32_t ttl_clamp(const struct cache *c, uint32_t ttl, bool negative)
+{
+	uint32_t max = negative ? c->max_negative_ttl : c->max_ttl;
+	if (ttl < c->min_ttl)
+		return c->min_ttl;
+	return ttl > max ? max : ttl;
+}
+
+static void shard_remove(struct shard *s, uint64_t hash, const uint8_t *key, uint16_t len)
+{
+	struct entry *trash = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = shard_find(s, hash, key, len);
+	if (e)
+		shard_detach(s, e, &trash);
+	pthread_mutex_unlock(&s->lock);
+	trash_free(trash);
+}
+
+int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t *msg,
+		 uint16_t len, const uint16_t *ttl_offsets, uint8_t n_ttl, uint32_t ttl,
+		 bool negative, uint64_t now_ms)
+{
+	uint8_t k[KEY_MAX_LEN];
+	uint16_t klen = key_pack(key, k);
+	if (!klen || !msg || len < DNS_HEADER_LEN || (n_ttl && !ttl_offsets))
+		return -EINVAL;
+	for (unsigned i = 0; i < n_ttl; i++)
+		if (ttl_offsets[i] < DNS_HEADER_LEN || ttl_offsets[i] > len - sizeof(uint32_t))
+			return -EINVAL;
+
+	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
+	struct shard *s = shard_of(cache, hash);
+	ttl = ttl_clamp(cache, ttl, negative);
+	if (ttl == 0) {
+		/* RFC 1035 3.2.1: TTL 0 means use for this transaction only; an older answer for the
+		 * key is now outdated as well. */
+		shard_remove(s, hash, k, klen);
+		return 0;
+	}
+
+	size_t offsets_len = n_ttl * sizeof *ttl_offsets;
+	struct entry *e = malloc(offsetof(struct entry, data) + offsets_len + klen + len);
+	if (!e)
+		return -ENOMEM;
+	e->charge = (uint32_t)charge_of(e);
+	if (e->charge > s->max_entry) {
+		free(e);
+		return -E2BIG;
+	}
+	e->hash = hash;
+	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
+	e->ttl = ttl;
+	e->msg_len = len;
+	e->key_len = klen;
+	e->n_ttl = n_ttl;
+	e->referenced = false;
+	if (n_ttl)
+		memcpy(e->data, ttl_offsets, offsets_len);
+	uint8_t *p = (uint8_t *)(e->data + n_ttl);
+	memcpy(p, k, klen);
+	memcpy(p + klen, msg, len);
+
+	struct entry *trash = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct entry *old = shard_find(s, hash, k, klen);
+	if (old)
+		shard_detach(s, old, &trash);
+	int rc = shard_make_room(cache, s, e->charge, now_ms, &trash);
+	if (rc == 0 && s->heap_len == s->heap_cap)
+		rc = heap_grow(s);
+	if (rc == 0) {
+		struct entry **bucket = &s->buckets[hash & s->bucket_mask];
+		e->chain = *bucket;
+		*bucket = e;
+		ring_add(s, e);
+		heap_place(s, e, s->heap_len++);
+		heap_sift_up(s, e->heap_pos);
+		STAT_ADD(s, entries, 1);
+		STAT_ADD(s, bytes, e->charge);
+		STAT_ADD(s, inserts, 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	trash_free(trash);
+	if (rc < 0)
+		free(e);
+	return rc;
+}
+
+uint16_t cache_lookup(struct cache *cache, const struct cache_key *key, uint64_t now_ms,
+		      enum cache_want want, uint8_t *out, uint16_t cap, bool *stale)
+{
+	uint8_t k[KEY_MAX_LEN];
+	uint16_t klen = key_pack(key, k);
+	uint16_t n = 0;
+	bool is_stale = false;
+	if (stale)
+		*stale = false;
+	if (!klen)
+		return 0;
+
+	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
+	struct shard *s = shard_of(cache, hash);
+	struct entry *trash = NULL;
+	/* The bucket array never moves, so its cache miss can overlap taking the lock. */
+	__builtin_prefetch(&s->buckets[hash & s->bucket_mask]);
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = shard_find(s, hash, k, klen);
+	if (e && now_ms < e->expire_ms) {
+		uint64_t left = (e->expire_ms - now_ms) / 1000;
+		n = entry_copy(e, out, cap, left < e->ttl ? (uint32_t)left : e->ttl);
+	} else if (e && entry_dead(cache, e, now_ms)) {
+		shard_detach(s, e, &trash);
+		STAT_ADD(s, expired, 1);
+	} else if (e && want == CACHE_STALE_OK) {
+		n = entry_copy(e, out, cap, cache->stale_ttl_served);
+		is_stale = n > 0;
+	}
+	if (n) {
+		e->referenced = true;
+		if (is_stale)
+			STAT_ADD(s, stale_hits, 1);
+		else
+			STAT_ADD(s, hits, 1);
+	} else {
+		STAT_ADD(s, misses, 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	trash_free(trash);
+	if (stale)
+		*stale = is_stale;
+	return n;
+}
+
+void cache_remove(struct cache *cache, const struct cache_key *key)
+{
+	uint8_t k[KEY_MAX_LEN];
+	uint16_t klen = key_pack(key, k);
+	if (!klen)
+		return;
+	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
+	shard_remove(shard_of(cache, hash), hash, k, klen);
+}
+
+void cache_get_stats(struct cache *cache, struct cache_stats *stats)
+{
+	*stats = (struct cache_stats){.bytes = cache->fixed_bytes};
+	for (uint64_t i = 0; i <= cache->shard_mask; i++) {
+		const struct cache_stats *st = &cache->shards[i].stats;
+		stats->entries += __atomic_load_n(&st->entries, __ATOMIC_RELAXED);
+		stats->bytes += __atomic_load_n(&st->bytes, __ATOMIC_RELAXED);
+		stats->hits += __atomic_load_n(&st->hits, __ATOMIC_RELAXED);
+		stats->misses += __atomic_load_n(&st->misses, __ATOMIC_RELAXED);
+		stats->stale_hits += __atomic_load_n(&st->stale_hits, __ATOMIC_RELAXED);
+		stats->inserts += __atomic_load_n(&st->inserts, __ATOMIC_RELAXED);
+		stats->evictions += __atomic_load_n(&st->evictions, __ATOMIC_RELAXED);
+		stats->expired += __atomic_load_n(&st->expired, __ATOMIC_RELAXED);
+	}
+}

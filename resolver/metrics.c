@@ -1,0 +1,220 @@
+/* metrics.c -- Prometheus text exposition of the resolver's counters. */
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "log.h"
+#include "querylog.h"
+#include "upstream.h"
+
+struct metrics {
+	struct resolver *r;
+	struct evhttp *http;
+};
+
+static const char *const transport_names[STAT_TRANSPORTS] = { "udp", "tcp" };
+static const char *const action_names[STAT_ACTIONS] = {
+	"allow", "block", "monitor", "refused", "ratelimited", "local", "error",
+};
+static const char *const rcode_names[STAT_RCODES + 1] = {
+	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
+};
+
+/* Sum of one counter over every worker. */
+#define SUM(r, field)                                                        \
+	({                                                                   \
+		uint64_t _sum = 0;                                           \
+		for (unsigned _i = 0; _i < (r)->nworkers; _i++)              \
+			_sum += stat_read(&(r)->workers[_i]->stats.field);   \
+		_sum;                                                        \
+	})
+
+static void counter(struct evbuffer *b, const char *name, const char *help, uint64_t v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+			    name, (unsigned long long)v);
+}
+
+static void gauge(struct evbuffer *b, const char *name, const char *help, double v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
+			    v);
+}
+
+static void render(struct metrics *m, struct evbuffer *b)
+{
+	struct resolver *r = m->r;
+
+	evbuffer_add_printf(b, "# HELP aegis_queries_total Queries received.\n"
+			       "# TYPE aegis_queries_total counter\n");
+	for (int t = 0; t < STAT_TRANSPORTS; t++)
+		evbuffer_add_printf(b, "aegis_queries_total{transport=\"%s\"} %llu\n",
+				    transport_names[t], (unsigned long long)SUM(r, queries[t]));
+	evbuffer_add_printf(b, "# HELP aegis_answers_total Queries by outcome.\n"
+			       "# TYPE aegis_answers_total counter\n");
+	for (int a = 0; a < STAT_ACTIONS; a++)
+		evbuffer_add_printf(b, "aegis_answers_total{action=\"%s\"} %llu\n", action_names[a],
+				    (unsigned long long)SUM(r, actions[a]));
+	evbuffer_add_printf(b, "# HELP aegis_rcodes_total Answers by response code.\n"
+			       "# TYPE aegis_rcodes_total counter\n");
+	for (int c = 0; c <= STAT_RCODES; c++)
+		evbuffer_add_printf(b, "aegis_rcodes_total{rcode=\"%s\"} %llu\n", rcode_names[c],
+				    (unsigned long long)SUM(r, rcodes[c]));
+
+	counter(b, "aegis_unknown_client_queries_total",
+		"Queries from addresses in no tenant's network.", SUM(r, unknown_client));
+	counter(b, "aegis_malformed_queries_total", "Queries answered FORMERR, NOTIMP or BADVERS.",
+		SUM(r, malformed));
+	counter(b, "aegis_dropped_total", "Packets not answered (malformed beyond reply, "
+		"responses, rate-limit drops, send failures).", SUM(r, dropped));
+	counter(b, "aegis_ratelimit_slipped_total", "Rate-limited queries answered with TC=1.",
+		SUM(r, ratelimit_slipped));
+	counter(b, "aegis_truncated_total", "UDP answers truncated (TC=1) for size.",
+		SUM(r, truncated));
+	counter(b, "aegis_servfail_total", "SERVFAIL answers after upstream failure.",
+		SUM(r, servfail_sent));
+	counter(b, "aegis_stale_answers_total", "Expired answers served because no upstream "
+		"answered (RFC 8767).", SUM(r, stale_served));
+	counter(b, "aegis_tcp_connections_total", "TCP connections accepted.",
+		SUM(r, tcp_accepted));
+	counter(b, "aegis_tcp_refused_total", "TCP connections refused at the limit.",
+		SUM(r, tcp_refused));
+	counter(b, "aegis_tcp_closed_idle_total", "TCP connections closed idle or too slow.",
+		SUM(r, tcp_closed_idle));
+	counter(b, "aegis_proxy_refused_total", "Malformed or missing PROXY v2 headers.",
+		SUM(r, proxy_refused));
+
+	struct cache_stats cs;
+	cache_get_stats(r->cache, &cs);
+	counter(b, "aegis_cache_hits_total", "Answers served from the cache.", cs.hits);
+	counter(b, "aegis_cache_misses_total", "Cache lookups that found nothing usable.",
+		cs.misses);
+	counter(b, "aegis_cache_evictions_total", "Entries evicted to stay within the memory "
+		"bound.", cs.evictions);
+	gauge(b, "aegis_cache_entries", "Entries in the cache.", (double)cs.entries);
+	gauge(b, "aegis_cache_bytes", "Bytes the cache holds.", (double)cs.bytes);
+
+	counter(b, "aegis_upstream_queries_total", "Queries sent upstream.",
+		SUM(r, upstream_queries));
+	counter(b, "aegis_upstream_timeouts_total", "Upstream attempts that timed out.",
+		SUM(r, upstream_timeouts));
+	counter(b, "aegis_upstream_errors_total", "Upstream attempts that failed otherwise.",
+		SUM(r, upstream_errors));
+	counter(b, "aegis_upstream_tcp_retries_total", "Truncated upstream answers retried over "
+		"TCP.", SUM(r, upstream_tcp_retries));
+	counter(b, "aegis_upstream_mismatched_total", "Upstream answers ignored for a wrong ID or "
+		"question (RFC 5452).", SUM(r, upstream_mismatched));
+	evbuffer_add_printf(b, "# HELP aegis_upstream_up Whether the upstream is considered up.\n"
+			       "# TYPE aegis_upstream_up gauge\n");
+	for (unsigned i = 0; i < upstream_set_count(r->upstreams); i++)
+		evbuffer_add_printf(b, "aegis_upstream_up{server=\"%s\"} %d\n",
+				    upstream_set_name(r->upstreams, i),
+				    upstream_set_healthy(r->upstreams, i));
+	evbuffer_add_printf(b, "# HELP aegis_upstream_latency_seconds Latency of answered "
+			       "upstream attempts.\n# TYPE aegis_upstream_latency_seconds "
+			       "histogram\n");
+	uint64_t cumulative = 0;
+	for (int i = 0; i <= STAT_LATENCY_BUCKETS; i++) {
+		cumulative += SUM(r, latency[i]);
+		if (i < STAT_LATENCY_BUCKETS)
+			evbuffer_add_printf(b, "aegis_upstream_latency_seconds_bucket{le=\"%g\"} "
+					       "%llu\n", stats_latency_bounds[i] / 1e6,
+					    (unsigned long long)cumulative);
+		else
+			evbuffer_add_printf(b, "aegis_upstream_latency_seconds_bucket{le=\"+Inf\"} "
+					       "%llu\n", (unsigned long long)cumulative);
+	}
+	evbuffer_add_printf(b, "aegis_upstream_latency_seconds_sum %g\n"
+			       "aegis_upstream_latency_seconds_count %llu\n",
+			    SUM(r, latency_sum_us) / 1e6, (unsigned long long)cumulative);
+
+	uint64_t serial, created, loaded_at;
+	snaphold_info(r->policy, &serial, &created, &loaded_at);
+	gauge(b, "aegis_policy_snapshot_serial", "Version of the policy snapshot in force.",
+	      (double)serial);
+	gauge(b, "aegis_policy_snapshot_age_seconds", "Seconds since that snapshot was compiled.",
+	      created ? difftime(time(NULL), (time_t)created) : -1);
+	gauge(b, "aegis_policy_snapshot_loaded_timestamp_seconds", "When it was loaded.",
+	      (double)loaded_at);
+
+	if (r->querylog) {
+		struct querylog_stats qs;
+		querylog_get_stats(r->querylog, &qs);
+		counter(b, "aegis_querylog_written_total", "Query-log records written.",
+			qs.written);
+		evbuffer_add_printf(b, "# HELP aegis_querylog_dropped_total Query-log records "
+				       "dropped, by reason.\n# TYPE aegis_querylog_dropped_total "
+				       "counter\n"
+				       "aegis_querylog_dropped_total{reason=\"queue_full\"} %llu\n"
+				       "aegis_querylog_dropped_total{reason=\"sink_error\"} %llu\n",
+				    (unsigned long long)qs.dropped_queue_full,
+				    (unsigned long long)qs.dropped_sink_error);
+	}
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct metrics *m = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET || !uri ||
+	    strncmp(uri, "/metrics", 8) != 0 || (uri[8] && uri[8] != '?')) {
+		evhttp_send_error(req, HTTP_NOTFOUND, "only GET /metrics here");
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	render(m, b);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, HTTP_OK, "OK", b);
+	evbuffer_free(b);
+}
+
+struct metrics *metrics_new(struct event_base *base, struct resolver *r,
+			    const struct sockaddr_any *listen)
+{
+	char host[INET6_ADDRSTRLEN];
+	uint16_t port;
+	struct metrics *m = calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	m->r = r;
+	m->http = evhttp_new(base);
+	if (listen->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&listen->ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+		port = ntohs(a->sin_port);
+	} else {
+		const struct sockaddr_in6 *a = (const void *)&listen->ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+		port = ntohs(a->sin6_port);
+	}
+	if (!m->http || evhttp_bind_socket(m->http, host, port) < 0) {
+		log_err("metrics_listen_failed", "address=%s port=%u", host, port);
+		metrics_free(m);
+		return NULL;
+	}
+	evhttp_set_gencb(m->http, on_request, m);
+	log_info("metrics_listening", "address=%s port=%u", host, port);
+	return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	if (m->http)
+		evhttp_free(m->http);
+	free(m);
+}
