@@ -47,7 +47,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,\
                  $(wildcard tests/integration/test_*.c))
 
-.PHONY: all tests test asan unit demo demo-down install clean
+.PHONY: all tests test asan unit fuzz demo demo-down install clean
 .SECONDARY:
 all: $(DAEMONS)
 tests: $(UNIT_TESTS) $(INTEG_TESTS)
@@ -73,6 +73,31 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ALL_LIBS) $(PKG_LIBS) -lcriterion
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang and every sanitizer that fits.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS    = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_SRCS    := $(wildcard common/*.c) $(foreach c,$(COMPONENTS),$(filter-out $(c)/main.c,\
+                  $(wildcard $(c)/*.c)))
+FUZZ_OBJS    := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_SRCS))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
+		-MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZLD  $@"
+	@$(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) $< \
+		$(FUZZ_OBJS) $(PKG_LIBS) -o $@
+
+fuzz: $(FUZZ_TARGETS)
+	@scripts/run-fuzzers.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 unit: $(UNIT_TESTS)
 	@scripts/run-unit-tests.sh $(UNIT_TESTS)

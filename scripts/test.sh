@@ -50,6 +50,8 @@ layer "integration tests (C)" scripts/run-unit-tests.sh build/tests/integration/
 layer "integration tests (black-box)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   tests/integration
 layer "unit tests under ASan+UBSan" make --no-print-directory -j"$(nproc)" asan
+layer "fuzzers (libFuzzer, ASan+UBSan)" make --no-print-directory -j"$(nproc)" fuzz \
+  FUZZ_SECONDS="${AEGIS_FUZZ_SECONDS:-30}"
 
 echo "all layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,9 +7,17 @@ import time
 import pytest
 
 from conftest import BIN, run, write_config
+from resolverlib import free_port
 
 DAEMONS = ["aegis-resolver", "aegis-tenantd", "aegis-portal-api", "aegis-logpipe"]
-REQUIRED = {"aegis-tenantd": 'database: { dsn = "host=127.0.0.1"; };\n'}
+REQUIRED = {
+    "aegis-tenantd": 'database: { dsn = "host=127.0.0.1"; };\n',
+    "aegis-resolver": f"""node: {{ name = "n1"; }};
+server: {{ listen = ["127.0.0.1:{free_port()}"]; workers = 1; }};
+upstream: {{ servers = ["127.0.0.1:53"]; }};
+policy: {{ snapshot = "/nonexistent/policy.snap"; }};
+""",
+}
 
 
 def good_config(daemon):
