@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -202,14 +203,52 @@ static const struct config_field resolver_fields[] = {
 static struct resolver node;
 static struct metrics *metrics;
 
+/* The snapshot file is watched, not only reloaded on SIGHUP: whoever replaces it (tenantd's
+ * fetcher, an operator's rename) sees it enforced within a poll interval. A file that fails
+ * to load is not retried until it changes again. */
+#define SNAPSHOT_POLL_MS 250
+
+static struct snapshot_watch {
+	char path[4096];
+	struct stat seen;
+	struct event *timer;
+} watch;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void load_snapshot(void)
+{
+	struct stat st;
+	if (stat(watch.path, &st) < 0)
+		memset(&st, 0, sizeof st);
+	watch.seen = st;
+	if (snaphold_load_file(node.policy, watch.path) < 0)
+		log_warn("policy_kept", "path=%s", watch.path);
+}
+
+static void on_snapshot_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct stat st;
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (stat(watch.path, &st) == 0 && !same_file(&st, &watch.seen))
+		load_snapshot();
+}
+
 static int reload(struct daemon *d, const void *old_settings, const void *new_settings)
 {
 	const struct resolver_settings *s = new_settings;
 	(void)d;
 	(void)old_settings;
 	/* Listen addresses, workers and the rest need a restart; the policy does not. */
-	if (snaphold_load_file(node.policy, s->snapshot) < 0)
-		log_warn("reload_kept_policy", "path=%s", s->snapshot);
+	if (strcmp(s->snapshot, watch.path) != 0)
+		log_warn("restart_needed", "setting=policy.snapshot");
+	load_snapshot();
 	if (node.querylog)
 		querylog_reopen(node.querylog);
 	return 0;
@@ -267,7 +306,11 @@ static int build(struct resolver *r, const struct resolver_settings *s)
 	r->policy = snaphold_new();
 	if (!r->policy)
 		return -ENOMEM;
-	if (snaphold_load_file(r->policy, s->snapshot) < 0)
+	snprintf(watch.path, sizeof watch.path, "%s", s->snapshot);
+	load_snapshot();
+	uint64_t serial, created, loaded_at;
+	snaphold_info(r->policy, &serial, &created, &loaded_at);
+	if (!serial)
 		log_warn("starting_without_policy", "path=%s answer=\"SERVFAIL, EDE 14 Not Ready\"",
 			 s->snapshot);
 
@@ -377,12 +420,18 @@ int main(int argc, char **argv)
 		    !(metrics = metrics_new(d.base, &node, &ma)))
 			goto out;
 	}
+	struct timeval poll = { 0, SNAPSHOT_POLL_MS * 1000 };
+	watch.timer = event_new(d.base, -1, EV_PERSIST, on_snapshot_poll, NULL);
+	if (!watch.timer || event_add(watch.timer, &poll) < 0)
+		goto out;
 	if (workers_start(&node) < 0)
 		goto out;
 	log_info("serving", "node=%s workers=%u listen=%s upstreams=%zu", node.opt.node,
 		 node.opt.workers, s->listen.items[0], s->upstreams.count);
 	status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
+	if (watch.timer)
+		event_free(watch.timer);
 	teardown(&node);
 	daemon_fini(&d);
 	return status;
