@@ -12,6 +12,7 @@
 #include "qlog.h"
 #include "querylog.h"
 #include "ratelimit.h"
+#include "safesearch.h"
 #include "special.h"
 #include "tcp.h"
 #include "upstream.h"
@@ -30,6 +31,9 @@ struct query_state {
 	struct sockaddr_any client;
 	const uint8_t *pkt;            /* the query as the client sent it */
 	struct wire_query q;
+	struct wire_query lookup;      /* what is looked up: q, or its safe-search rewrite */
+	const uint8_t *safe_target;    /* the safe-search name q was rewritten to, or NULL */
+	uint8_t safe_target_len;
 	const struct snapshot *snap;   /* NULL once the query outlives the read callback */
 	uint64_t snap_serial;
 	int tenant;
@@ -57,6 +61,28 @@ static uint8_t cache_flags(const struct wire_query *q)
 {
 	return (uint8_t)((q->do_bit ? CACHE_FLAG_DO : 0) |
 			 ((q->flags & WIRE_FLAG_CD) ? CACHE_FLAG_CD : 0));
+}
+
+#define SAFESEARCH_CNAME_TTL 300
+
+/* Turns a stored or upstream answer to st->lookup, already in out (len bytes), into the
+ * client's answer: the safe-search CNAME in front if the name was rewritten, then the
+ * client's ID, flags, spelling and OPT. Returns the length, 0 on failure. */
+static size_t dress(struct query_state *st, const uint8_t *pkt, uint8_t *out, size_t cap,
+		    size_t len, const struct wire_ede *ede)
+{
+	if (st->safe_target) {
+		uint8_t *target_msg = malloc(len);
+		if (!target_msg)
+			return 0;
+		memcpy(target_msg, out, len);
+		len = safesearch_answer(&st->q, pkt, st->safe_target, st->safe_target_len,
+					target_msg, len, SAFESEARCH_CNAME_TTL, out, cap);
+		free(target_msg);
+		if (!len)
+			return 0;
+	}
+	return wire_dress_answer(out, len, cap, &st->q, pkt, ede);
 }
 
 static void cache_key_of(const struct wire_query *q, struct cache_key *k)
@@ -254,13 +280,13 @@ static size_t answer_from_cache(struct query_state *st, const uint8_t *pkt, uint
 {
 	struct cache_key key;
 	bool stale = false;
-	cache_key_of(&st->q, &key);
+	cache_key_of(&st->lookup, &key);
 	uint16_t n = cache_lookup(st->w->r->cache, &key, server_now_ms(), want, out,
 				  (uint16_t)(cap > 65535 ? 65535 : cap), &stale);
 	if (!n)
 		return 0;
 	struct wire_ede ede = { EDE_STALE_ANSWER, NULL };
-	size_t len = wire_dress_answer(out, n, cap, &st->q, pkt, stale ? &ede : NULL);
+	size_t len = dress(st, pkt, out, cap, n, stale ? &ede : NULL);
 	if (!len)
 		return 0;
 	st->cache_hit = true;
@@ -291,13 +317,13 @@ static void on_upstream(void *arg, struct upstream_result *res)
 						     res->info.rcode == WIRE_RCODE_NXDOMAIN);
 	if (usable) {
 		struct cache_key key;
-		cache_key_of(&st->q, &key);
+		cache_key_of(&st->lookup, &key);
 		if (res->len <= 65535)
 			(void)cache_insert(st->w->r->cache, &key, res->msg, (uint16_t)res->len,
 					   res->info.ttl_offsets, res->info.n_ttl, res->info.ttl,
 					   res->info.negative, server_now_ms());
 		memcpy(buf, res->msg, res->len);
-		len = wire_dress_answer(buf, res->len, sizeof buf, &st->q, p->pkt, NULL);
+		len = dress(st, p->pkt, buf, sizeof buf, res->len, NULL);
 		st->rcode = res->info.rcode;
 		if (st->action != STAT_MONITOR)
 			st->action = STAT_ALLOW;
@@ -339,7 +365,7 @@ static size_t forward(struct query_state *st, const uint8_t *pkt, size_t len, ui
 	p->st.pkt = p->pkt;
 	if (p->st.rp.conn)
 		tcp_conn_hold(p->st.rp.conn);
-	if (upstream_resolve(st->w->upstream, &st->q, on_upstream, p) < 0) {
+	if (upstream_resolve(st->w->upstream, &st->lookup, on_upstream, p) < 0) {
 		if (p->st.rp.conn)
 			tcp_conn_release(p->st.rp.conn);
 		free(p);
@@ -457,6 +483,14 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 		return answer_block(&st, t, pkt, out, cap);
 	if (st.decision.action == POLICY_MONITOR)
 		st.action = STAT_MONITOR;
+	st.lookup = st.q;
+	if (t->safe_search) {
+		st.safe_target = safesearch_target(st.q.qname, st.q.qname_len, &st.safe_target_len);
+		if (st.safe_target) {
+			memcpy(st.lookup.qname, st.safe_target, st.safe_target_len);
+			st.lookup.qname_len = st.safe_target_len;
+		}
+	}
 
 	size_t n = answer_from_cache(&st, pkt, out, cap, CACHE_FRESH);
 	if (n) {

@@ -307,3 +307,21 @@ def test_replaced_snapshot_file_is_enforced_within_a_second_without_a_signal(nod
     while not addresses(node.ask("www.school.test")):
         assert time.monotonic() - changed < 1.0
         time.sleep(0.02)
+
+
+def test_safe_search_rewrites_for_the_school_only(node):
+    school = node.ask("www.google.com")
+    assert school.rcode() == dns.rcode.NOERROR
+    chain = [(rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), rr.to_text())
+             for rrset in school.answer for rr in rrset]
+    assert chain == [("www.google.com.", "CNAME", "forcesafesearch.google.com."),
+                     ("forcesafesearch.google.com.", "A", "192.0.2.61")]
+    again = node.ask("WWW.Google.COM")  # now from the cache, in the client's spelling
+    assert again.question[0].name.to_text() == "WWW.Google.COM."
+    assert [rr.to_text().lower() for rrset in again.answer for rr in rrset] == \
+        ["forcesafesearch.google.com.", "192.0.2.61"]
+    hospital = node.ask("www.google.com", source="127.2.0.9")
+    assert addresses(hospital) == ["192.0.2.60"]
+    assert all(rrset.rdtype != dns.rdatatype.CNAME for rrset in hospital.answer)
+    yt = node.ask("www.youtube.com", "A")
+    assert addresses(yt) == ["192.0.2.63"]
