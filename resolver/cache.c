@@ -17,7 +17,7 @@
 #define KEY_MAX_LEN      (KEY_FIXED_LEN + 255)
 #define DNS_HEADER_LEN   12
 #define MIN_SHARD_BYTES  (64 * 1024)
-#define BYTES_PER_BUCKET 256 /* a typical entry, so chains stay around one long */
+#define BYTES_PER_BUCKET 128 /* about half a typical entry: a hit walks ~1.2 entries */
 #define MAX_BUCKETS      (1u << 30)
 #define HEAP_MIN_CAP     64u
 
@@ -399,6 +399,19 @@ void cache_free(struct cache *cache)
 	free(cache);
 }
 
+/* Caching rules (quoted in docs/cache.md):
+ *  1. A positive answer lives for its TTL clamped to [min_ttl, max_ttl]; a negative one
+ *     (NXDOMAIN or NODATA, RFC 2308) for its TTL clamped to [min_ttl, max_negative_ttl].
+ *  2. A TTL that clamps to 0 is not cached, and the key's older answer is dropped (RFC 1035
+ *     3.2.1: a zero TTL is for the transaction in progress only).
+ *  3. A new answer for a key replaces the old one.
+ *  4. An answer is fresh while now < stored + TTL; it is served with its TTL fields set to the
+ *     whole seconds left, rounded down and never more than the TTL it was stored with.
+ *  5. From expiry until max_stale seconds later it is served only to a caller that asks for
+ *     stale data, with TTL stale_ttl_served (RFC 8767).
+ *  6. At expiry + max_stale it is dead: dropped when a lookup finds it, first to go for room.
+ *  7. Room is made by dropping dead entries, the soonest dead first, then by CLOCK: the first
+ *     entry the hand finds that no hit has touched since the hand last passed. */
 static uint32_t ttl_clamp(const struct cache *c, uint32_t ttl, bool negative)
 {
 	uint32_t max = negative ? c->max_negative_ttl : c->max_ttl;

@@ -55,8 +55,9 @@ struct cache_key {
  * is the lifetime the caller derived (lowest answer TTL, or the RFC 2308 negative TTL) and is
  * clamped by the config. A TTL that clamps to 0 means "do not cache" (RFC 1035 3.2.1): the key's
  * old entry is dropped and 0 returned. now_ms is a monotonic clock in milliseconds.
- * Returns 0, -EINVAL (bad key, msg shorter than a DNS header, an offset outside the message or
- * inside the header), -E2BIG (entry larger than an eighth of a shard) or -ENOMEM. */
+ * May evict other entries to stay within max_bytes. Returns 0, -EINVAL (bad key, msg shorter
+ * than a DNS header, an offset outside the message or inside the header), -E2BIG (entry larger
+ * than an eighth of a shard) or -ENOMEM (the key's older entry may be gone). */
 int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t *msg,
 		 uint16_t len, const uint16_t *ttl_offsets, uint8_t n_ttl, uint32_t ttl,
 		 bool negative, uint64_t now_ms);

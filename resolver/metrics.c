@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "log.h"
 #include "querylog.h"
+#include "tenantstats.h"
 #include "upstream.h"
 
 struct metrics {
@@ -47,6 +48,87 @@ static void gauge(struct evbuffer *b, const char *name, const char *help, double
 {
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
 			    v);
+}
+
+struct tenant_row {
+	uint8_t id[16];
+	bool other;
+	uint64_t counts[TENANTSTATS];
+};
+
+struct tenant_rows {
+	struct tenant_row *rows;
+	size_t n, cap;
+};
+
+static void collect_tenant(void *arg, const uint8_t *id, const uint64_t counts[TENANTSTATS])
+{
+	struct tenant_rows *t = arg;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct tenant_row *rows = realloc(t->rows, cap * sizeof *rows);
+		if (!rows)
+			return;
+		t->rows = rows;
+		t->cap = cap;
+	}
+	struct tenant_row *r = &t->rows[t->n++];
+	r->other = id == NULL;
+	if (id)
+		memcpy(r->id, id, 16);
+	else
+		memset(r->id, 0xFF, 16);
+	memcpy(r->counts, counts, sizeof r->counts);
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct tenant_row *)a)->id, ((const struct tenant_row *)b)->id, 16);
+}
+
+/* Workers count each tenant separately; rows are merged by id here, at scrape time. */
+static void render_tenants(struct resolver *r, struct evbuffer *b)
+{
+	static const char *const names[TENANTSTATS] = {
+		"aegis_tenant_queries_total", "aegis_tenant_blocked_total",
+		"aegis_tenant_monitored_total",
+	};
+	static const char *const help[TENANTSTATS] = {
+		"Queries per tenant.", "Blocked queries per tenant.",
+		"Queries that matched a monitored category, per tenant.",
+	};
+	struct tenant_rows t = { 0 };
+	for (unsigned i = 0; i < r->nworkers; i++)
+		tenantstats_each(r->workers[i]->tenants, collect_tenant, &t);
+	qsort(t.rows, t.n, sizeof *t.rows, row_cmp);
+	size_t merged = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		if (merged && memcmp(t.rows[merged - 1].id, t.rows[i].id, 16) == 0) {
+			for (int k = 0; k < TENANTSTATS; k++)
+				t.rows[merged - 1].counts[k] += t.rows[i].counts[k];
+		} else {
+			t.rows[merged++] = t.rows[i];
+		}
+	}
+	for (int k = 0; k < TENANTSTATS; k++) {
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", names[k], help[k],
+				    names[k]);
+		for (size_t i = 0; i < merged; i++) {
+			const uint8_t *u = t.rows[i].id;
+			if (t.rows[i].other)
+				evbuffer_add_printf(b, "%s{tenant=\"other\"} %llu\n", names[k],
+						    (unsigned long long)t.rows[i].counts[k]);
+			else
+				evbuffer_add_printf(
+					b,
+					"%s{tenant=\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+					"%02x%02x%02x%02x%02x%02x\"} %llu\n",
+					names[k], u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8],
+					u[9], u[10], u[11], u[12], u[13], u[14], u[15],
+					(unsigned long long)t.rows[i].counts[k]);
+		}
+	}
+	free(t.rows);
 }
 
 static void render(struct metrics *m, struct evbuffer *b)
@@ -144,6 +226,8 @@ static void render(struct metrics *m, struct evbuffer *b)
 	      created ? difftime(time(NULL), (time_t)created) : -1);
 	gauge(b, "aegis_policy_snapshot_loaded_timestamp_seconds", "When it was loaded.",
 	      (double)loaded_at);
+
+	render_tenants(r, b);
 
 	if (r->querylog) {
 		struct querylog_stats qs;

@@ -15,6 +15,7 @@
 #include "safesearch.h"
 #include "special.h"
 #include "tcp.h"
+#include "tenantstats.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -184,6 +185,9 @@ static void finish_answered(struct query_state *st, bool answered)
 	stat_inc(&s->actions[st->action]);
 	if (answered)
 		stat_inc(&s->rcodes[st->rcode < STAT_RCODES ? st->rcode : STAT_RCODES]);
+	if (st->tenant >= 0)
+		tenantstats_count(st->w->tenants, st->tenant_id, st->action == STAT_BLOCK,
+				  st->action == STAT_MONITOR);
 	if (st->w->log_queue)
 		log_event(st, answered);
 }

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <assert.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,6 +96,23 @@ struct querylog_queue *querylog_queue(struct querylog *ql, unsigned worker)
 	return worker < ql->nqueues ? &ql->queues[worker] : NULL;
 }
 
+/* Copies the bytes of rec that mean something: a whole record is 13 cache lines, most of
+ * them unused name space, and each line written is one the sink thread's core must give up.
+ * Bytes past qname_len, and the rule when there is none, are left stale in the slot. */
+static_assert(offsetof(struct qlog_record, rule) > offsetof(struct qlog_record, qname) &&
+	      offsetof(struct qlog_record, qname) > offsetof(struct qlog_record, node) &&
+	      offsetof(struct qlog_rule, matched) + QLOG_NAME_MAX == sizeof(struct qlog_rule),
+	      "querylog copies struct qlog_record by prefix");
+static void copy_record(struct qlog_record *slot, const struct qlog_record *rec)
+{
+	if (rec->rule.kind == QLOG_RULE_NONE) {
+		memcpy(slot, rec, offsetof(struct qlog_record, qname) + rec->qname_len);
+		slot->rule.kind = QLOG_RULE_NONE;
+	} else {
+		memcpy(slot, rec, offsetof(struct qlog_record, rule.matched) + rec->rule.matched_len);
+	}
+}
+
 bool querylog_submit(struct querylog_queue *q, const struct qlog_record *rec)
 {
 	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
@@ -108,7 +127,7 @@ bool querylog_submit(struct querylog_queue *q, const struct qlog_record *rec)
 			return false;
 		}
 	}
-	q->slots[head & q->mask] = *rec;
+	copy_record(&q->slots[head & q->mask], rec);
 	atomic_store_explicit(&q->head, head + 1, memory_order_release);
 	return true;
 }

@@ -26,6 +26,7 @@ struct querylog_queue;
 struct upstream_set;
 struct upstream_client;
 struct tcp_listener;
+struct tenantstats;
 struct worker;
 
 #define SERVER_MAX_LISTEN 16
@@ -90,6 +91,7 @@ struct worker {
 	struct event *housekeeping;
 	struct upstream_client *upstream;
 	struct querylog_queue *log_queue;
+	struct tenantstats *tenants;
 	struct worker_stats stats;
 };
 

@@ -14,6 +14,7 @@
 #include "querylog.h"
 #include "server.h"
 #include "tcp.h"
+#include "tenantstats.h"
 #include "upstream.h"
 
 #define UDP_BATCH 32
@@ -186,6 +187,7 @@ static void worker_free(struct worker *w)
 	}
 	if (w->housekeeping)
 		event_free(w->housekeeping);
+	tenantstats_free(w->tenants);
 	snapview_release(w->r->policy, &w->view);
 	if (w->base)
 		event_base_free(w->base);
@@ -205,7 +207,8 @@ static struct worker *worker_new(struct resolver *r, unsigned index)
 	if (!w->base)
 		goto fail;
 	w->upstream = upstream_client_new(w->base, r->upstreams, &w->stats);
-	if (!w->upstream)
+	w->tenants = tenantstats_new();
+	if (!w->upstream || !w->tenants)
 		goto fail;
 	if (r->querylog)
 		w->log_queue = querylog_queue(r->querylog, index);

@@ -258,6 +258,10 @@ def test_metrics_count_queries_and_blocks(node):
     udp = [float(line.split()[-1]) for line in text.splitlines()
            if line.startswith('aegis_queries_total{transport="udp"}')][0]
     assert udp >= 10
+    school_blocked = [float(line.split()[-1]) for line in text.splitlines()
+                      if line.startswith(f'aegis_tenant_blocked_total{{tenant="{SCHOOL}"}}')]
+    assert school_blocked and school_blocked[0] >= 3
+    assert f'aegis_tenant_queries_total{{tenant="{HOSPITAL}"}}' in text
 
 
 def test_new_policy_applies_on_sighup_and_a_corrupt_one_is_refused(node, tmp_path):
