@@ -329,3 +329,40 @@ def test_safe_search_rewrites_for_the_school_only(node):
     assert all(rrset.rdtype != dns.rdatatype.CNAME for rrset in hospital.answer)
     yt = node.ask("www.youtube.com", "A")
     assert addresses(yt) == ["192.0.2.63"]
+
+
+def tcp_to(node):
+    return socket.create_connection(("127.0.0.1", node.port), timeout=10,
+                                    source_address=("127.1.0.5", 0))
+
+
+def test_idle_tcp_connection_is_closed(node):
+    with tcp_to(node) as s:
+        start = time.monotonic()
+        assert s.recv(10) == b""
+        assert 1.5 < time.monotonic() - start < 6, "closed after tcp_idle_timeout_ms (2 s)"
+
+
+def test_slow_loris_cannot_hold_a_connection_byte_by_byte(node):
+    q = dns.message.make_query("www.school.test", "A").to_wire()
+    frame = struct.pack("!H", len(q)) + q
+    with tcp_to(node) as s:
+        start = time.monotonic()
+        closed = False
+        for byte in frame[:-1]:
+            try:
+                s.sendall(bytes([byte]))
+                time.sleep(0.4)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if time.monotonic() - start > 8:
+                break
+        if not closed:
+            s.settimeout(5)
+            try:
+                closed = s.recv(10) == b""
+            except ConnectionResetError:
+                closed = True
+        assert closed, "a frame dribbled over 2 s must get the connection closed"
+        assert time.monotonic() - start < 8
