@@ -125,6 +125,13 @@ struct file_rule {
 };
 static_assert(sizeof(struct file_rule) == 8, "rule record is 8 bytes");
 
+/* snapshot_match_name() resets the offsets with one memset from national_block_at on. */
+static_assert(offsetof(struct snapshot_match, category_at) ==
+	      offsetof(struct snapshot_match, national_block_at) + 4 &&
+	      sizeof(struct snapshot_match) ==
+	      offsetof(struct snapshot_match, category_at) + SNAPSHOT_MAX_CATEGORIES,
+	      "the match offsets are one run of bytes at the end");
+
 static_assert(offsetof(struct snapshot_tenant, block_action) == 32, "tenant layout");
 static_assert(offsetof(struct snapshot_tenant, sinkhole_v4) == 40, "tenant layout");
 static_assert(offsetof(struct snapshot_tenant, sinkhole_v6) == 44, "tenant layout");
@@ -318,7 +325,7 @@ struct snapshot_builder *snapshot_builder_new(uint64_t serial)
 	if (!b)
 		return NULL;
 	b->serial = serial;
-	/* A fresh seed per compile means nobody can prepare a name that collides in the next one. */
+	/* A fresh seed per compile: a colliding name prepared for one compile fails the next. */
 	if (getrandom(&b->seed, sizeof b->seed, 0) != (ssize_t)sizeof b->seed) {
 		free(b);
 		return NULL;
@@ -567,14 +574,18 @@ static void flat_emit(struct flat *f, unsigned __int128 lo, unsigned __int128 hi
 	if (last && last->tenant == tenant && last->end + 1 == lo)
 		last->end = hi;
 	else
-		f->items[f->count++] = (struct interval){ .start = lo, .end = hi, .tenant = tenant };
+		f->items[f->count++] =
+			(struct interval){ .start = lo, .end = hi, .tenant = tenant };
 }
 
-/* Turns nested CIDR prefixes into sorted, disjoint intervals, each owned by the most
- * specific prefix covering it. Sorted by start and then by length, a prefix either lies
- * inside the one on top of the stack or after it (CIDR blocks never partly overlap), so one
- * sweep suffices: O(n log n) for the sort, O(n) for the sweep. Every prefix adds at most two
- * boundaries, so 2n + 1 intervals is the most this can produce. */
+/* Which tenant an address belongs to (quoted in docs/snapshot.md):
+ *   1. The tenant of the most specific (longest) prefix that contains the address.
+ *   2. A prefix listed twice for one tenant counts once; the same prefix for two tenants
+ *      fails the compile, naming the prefix and both tenants.
+ *   3. An address no prefix contains belongs to no tenant.
+ * Sorted by start and then by length, a prefix lies either inside the one on top of the
+ * stack or after it (CIDR blocks never partly overlap), so one sweep suffices: O(n log n) for
+ * the sort, O(n) for the sweep, at most 2n + 1 intervals. */
 static int flatten(struct snapshot_builder *b, struct vec *v, bool v6, struct flat *out,
 		   char *err, size_t errlen)
 {
@@ -603,9 +614,9 @@ static int flatten(struct snapshot_builder *b, struct vec *v, bool v6, struct fl
 			const char *c = tenants[p[i].tenant].name;
 			free(out->items);
 			out->items = NULL;
-			return fail(err, errlen, EINVAL,
-				    "network %s is assigned to two tenants: '%s' (index %u) and '%s' (index %u)",
-				    buf, a ? a : "", p[i - 1].tenant, c ? c : "", p[i].tenant);
+			return fail(err, errlen, EINVAL, "network %s is assigned to two tenants: "
+				    "'%s' (index %u) and '%s' (index %u)", buf, a ? a : "",
+				    p[i - 1].tenant, c ? c : "", p[i].tenant);
 		}
 		while (depth && stack[depth - 1]->end < p[i].start) {
 			const struct prefix *t = stack[--depth];
@@ -774,8 +785,8 @@ static int check_unique_ids(struct snapshot_builder *b, char *err, size_t errlen
 			return fail(err, errlen, EINVAL,
 				    "tenant id %02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 				    "%02x%02x%02x%02x%02x%02x is used by two tenants",
-				    d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10],
-				    d[11], d[12], d[13], d[14], d[15]);
+				    d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9],
+				    d[10], d[11], d[12], d[13], d[14], d[15]);
 		}
 	}
 	return 0;
@@ -922,7 +933,8 @@ int snapshot_builder_write(struct snapshot_builder *b, const char *path, char *e
 	memcpy(img + l.offset[SEC_STRINGS], sb.data, sb.len);
 	struct file_category *cats = (struct file_category *)(img + l.offset[SEC_CATEGORIES]);
 	for (uint32_t i = 0; i < b->ncategories; i++)
-		cats[i] = (struct file_category){ .name = cat_refs[i], .kind = b->category_kinds[i] };
+		cats[i] = (struct file_category){ .name = cat_refs[i],
+						  .kind = b->category_kinds[i] };
 	struct snapshot_tenant *trec = (struct snapshot_tenant *)(img + l.offset[SEC_TENANTS]);
 	for (size_t i = 0; i < ntenants; i++)
 		trec[i] = tenants[i].rec;
@@ -953,13 +965,15 @@ int snapshot_builder_write(struct snapshot_builder *b, const char *path, char *e
 		slots[pos].rules = 0;
 		if (!(names[i].mask & NAME_TENANT_RULES))
 			continue;
-		while (ri < b->rules.count && key_cmp(r[ri].k0, r[ri].k1, names[i].k0, names[i].k1) < 0)
+		while (ri < b->rules.count &&
+		       key_cmp(r[ri].k0, r[ri].k1, names[i].k0, names[i].k1) < 0)
 			ri++;
 		uint32_t count = 0;
 		uint8_t *group = rules + rules_at;
 		for (; ri < b->rules.count &&
 		       key_cmp(r[ri].k0, r[ri].k1, names[i].k0, names[i].k1) == 0; ri++, count++) {
-			struct file_rule fr = { .tenant = r[ri].tenant, .kind = (uint8_t)r[ri].kind };
+			struct file_rule fr = { .tenant = r[ri].tenant,
+						.kind = (uint8_t)r[ri].kind };
 			memcpy(group + 4 + count * sizeof fr, &fr, sizeof fr);
 		}
 		memcpy(group, &count, 4);
@@ -1102,7 +1116,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 		if (sec->size % record_sizes[i])
 			return fail(err, errlen, EBADMSG,
 				    "section %s size %llu is not a multiple of %zu",
-				    section_names[i], (unsigned long long)sec->size, record_sizes[i]);
+				    section_names[i], (unsigned long long)sec->size,
+				    record_sizes[i]);
 		at = sec->offset + sec->size;
 	}
 	if (at != len)
@@ -1156,7 +1171,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 			return fail(err, errlen, EBADMSG, "string at %llu runs past its section",
 				    (unsigned long long)p);
 		if (s->strings[p + 2 + n] != 0 || memchr(s->strings + p + 2, 0, n))
-			return fail(err, errlen, EBADMSG, "string at %llu is not NUL-terminated text",
+			return fail(err, errlen, EBADMSG,
+				    "string at %llu is not NUL-terminated text",
 				    (unsigned long long)p);
 		if (p == 0 && n != 0)
 			return fail(err, errlen, EBADMSG, "string 0 must be the empty entry");
@@ -1193,7 +1209,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 		    t->trunc_v6 > 128 ||
 		    t->flags & ~(SNAPSHOT_TENANT_SINKHOLE_V4 | SNAPSHOT_TENANT_SINKHOLE_V6) ||
 		    t->reserved0[0] || t->reserved0[1] || t->reserved1)
-			return fail(err, errlen, EBADMSG, "tenant %u: a setting is out of range", i);
+			return fail(err, errlen, EBADMSG, "tenant %u: a setting is out of range",
+				    i);
 		if (t->block_action == SNAPSHOT_ACTION_SINKHOLE && !t->flags)
 			return fail(err, errlen, EBADMSG, "tenant %u: sinkhole without an address",
 				    i);
@@ -1205,8 +1222,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 			return fail(err, errlen, EBADMSG,
 				    "IPv4 interval %u is not sorted and disjoint", i);
 		if (n->tenant >= s->ntenants)
-			return fail(err, errlen, EBADMSG, "IPv4 interval %u: tenant %u out of range",
-				    i, n->tenant);
+			return fail(err, errlen, EBADMSG,
+				    "IPv4 interval %u: tenant %u out of range", i, n->tenant);
 	}
 	for (uint32_t i = 0; i < s->nnet6; i++) {
 		const struct file_net6 *n = &s->net6[i];
@@ -1215,15 +1232,16 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 			return fail(err, errlen, EBADMSG,
 				    "IPv6 interval %u is not sorted and disjoint", i);
 		if (n->tenant >= s->ntenants || n->reserved)
-			return fail(err, errlen, EBADMSG, "IPv6 interval %u: tenant %u out of range",
-				    i, n->tenant);
+			return fail(err, errlen, EBADMSG,
+				    "IPv6 interval %u: tenant %u out of range", i, n->tenant);
 	}
 
 	/* Rules: a run of groups {u32 count >= 1, entries sorted by tenant}. */
 	for (uint64_t p = 0; p < s->rules_size;) {
 		uint32_t count;
 		if (s->rules_size - p < 4)
-			return fail(err, errlen, EBADMSG, "rule group at %llu runs past its section",
+			return fail(err, errlen, EBADMSG,
+				    "rule group at %llu runs past its section",
 				    (unsigned long long)p);
 		memcpy(&count, s->rules + p, 4);
 		if (count == 0 || count > (s->rules_size - p - 4) / sizeof(struct file_rule))
@@ -1256,7 +1274,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 		const struct file_slot *sl = &s->slots[i];
 		if ((sl->k0 | sl->k1) == 0) {
 			if (sl->mask || sl->rules)
-				return fail(err, errlen, EBADMSG, "name slot %llu: empty but not zero",
+				return fail(err, errlen, EBADMSG,
+					    "name slot %llu: empty but not zero",
 					    (unsigned long long)i);
 			last_empty = i;
 			continue;
@@ -1499,7 +1518,8 @@ int snapshot_tenant_for_address(const struct snapshot *s, int family, const void
 		const struct file_net6 *base = s->net6;
 		for (size_t n = s->nnet6; n > 1;) {
 			size_t half = n / 2;
-			uint64_t sh = load_be64(base[half].start), sl = load_be64(base[half].start + 8);
+			uint64_t sh = load_be64(base[half].start);
+			uint64_t sl = load_be64(base[half].start + 8);
 			base = (sh < hi || (sh == hi && sl <= lo)) ? base + half : base;
 			n -= half;
 		}
@@ -1545,8 +1565,14 @@ static inline unsigned rule_kind(const struct snapshot *s, uint32_t at, uint32_t
 	return 0;
 }
 
-void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index, const uint8_t *wire_name,
-			 size_t wire_len, struct snapshot_match *out)
+/* What a listed name matches (quoted in docs/snapshot.md):
+ *   1. Itself and every name below it, label by label: "bad.example" matches
+ *      "x.bad.example", not "notbad.example" nor "example".
+ *   2. Without regard to ASCII case (RFC 4343); "*.bad.example" is listed as "bad.example".
+ *   3. Every suffix of the query is looked up, from the full name to its TLD (never the root),
+ *      and every match is reported; for each kind, the most specific suffix is named. */
+void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index,
+			 const uint8_t *wire_name, size_t wire_len, struct snapshot_match *out)
 {
 	memset(out, 0, offsetof(struct snapshot_match, national_block_at));
 	memset(&out->national_block_at, SNAPSHOT_NO_MATCH,

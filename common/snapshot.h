@@ -119,7 +119,8 @@ struct snapshot_builder *snapshot_builder_new(uint64_t serial) __attribute__((wa
  * -ENOSPC past 24, -EINVAL for an empty name or unknown kind. Add categories first: tenant
  * masks and feeds refer to them. */
 int snapshot_builder_add_category(struct snapshot_builder *b, const char *name,
-				  enum snapshot_category_kind kind) __attribute__((warn_unused_result));
+				  enum snapshot_category_kind kind)
+	__attribute__((warn_unused_result));
 
 /* Returns the tenant's index, or -EINVAL when the masks overlap or name a category not yet
  * added, an enum or truncation length is out of range, a string is longer than 65535 bytes,

@@ -279,7 +279,8 @@ static int load_tenant(struct ctx *c, json_t *t, size_t index, const char *const
 					   &spec.monitor_mask)) < 0)
 		return rc;
 	if (block) {
-		if ((rc = category_mask(c, block, cats, ncats, where, "block", &spec.block_mask)) < 0)
+		rc = category_mask(c, block, cats, ncats, where, "block", &spec.block_mask);
+		if (rc < 0)
 			return rc;
 	} else {
 		for (int k = 0; k < ncats; k++)
@@ -461,9 +462,9 @@ int policy_json_compile(const char *json_path, const char *out_path, uint64_t se
 		char q[SAMPLES][320], file[200];
 		for (size_t i = 0; i < SAMPLES; i++)
 			log_quote(q[i], sizeof q[i], i < c.invalid ? c.samples[i] : "");
-		log_warn("policy_json_invalid_names", "file=%s skipped=%zu sample1=%s sample2=%s "
-			 "sample3=%s", log_quote(file, sizeof file, json_path), c.invalid, q[0], q[1],
-			 q[2]);
+		log_warn("policy_json_invalid_names",
+			 "file=%s skipped=%zu sample1=%s sample2=%s sample3=%s",
+			 log_quote(file, sizeof file, json_path), c.invalid, q[0], q[1], q[2]);
 	}
 	return c.invalid > INT32_MAX ? INT32_MAX : (int)c.invalid;
 }
