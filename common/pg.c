@@ -88,3 +88,40 @@ int pg_run_script(PGconn *conn, const char *script, char *errbuf, unsigned long 
 	PQclear(res);
 	return -1;
 }
+
+int pg_copy_out(PGconn *conn, const char *copy_sql, pg_row_fn fn, void *arg)
+{
+	PGresult *res = PQexec(conn, copy_sql);
+	if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+		log_failure(conn, res, copy_sql);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+
+	int rc = 0;
+	char *line;
+	int n;
+	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
+		if (rc == 0) {
+			size_t len = (size_t)n;
+			if (len && line[len - 1] == '\n')
+				line[--len] = '\0';
+			rc = fn(arg, line, len);
+		}
+		/* After a callback failure keep draining: the connection must get back to idle. */
+		PQfreemem(line);
+	}
+	if (n == -2) {
+		log_failure(conn, NULL, copy_sql);
+		return -1;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_failure(conn, res, copy_sql);
+			rc = rc ? rc : -1;
+		}
+		PQclear(res);
+	}
+	return rc;
+}

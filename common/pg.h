@@ -43,6 +43,14 @@ int pg_command_params(PGconn *conn, const char *sql, int nparams, const char *co
 int pg_run_script(PGconn *conn, const char *script, char *errbuf, unsigned long errlen)
 	__attribute__((warn_unused_result));
 
+/* Streams a constant "COPY (SELECT ...) TO STDOUT" (text format) to fn, one row per call as
+ * a NUL-terminated line without its newline, fields separated by tabs; fn may modify it.
+ * For large reads (millions of feed names) that must not sit in one PGresult. Returns 0, or
+ * -1 after logging; a nonzero return from fn aborts the copy and is returned. */
+typedef int (*pg_row_fn)(void *arg, char *line, size_t len);
+int pg_copy_out(PGconn *conn, const char *copy_sql, pg_row_fn fn, void *arg)
+	__attribute__((warn_unused_result));
+
 static inline void cleanup_pqclear(PGresult **r)
 {
 	if (*r)

@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
 #include "policy_json.h"
+#include "publish.h"
 
 #ifndef AEGIS_MIGRATIONS_DIR
 #define AEGIS_MIGRATIONS_DIR "/usr/share/aegis/migrations"
@@ -18,6 +20,7 @@ struct tenantd_settings {
 	struct daemon_log_settings log;
 	char *database_dsn;
 	char *migrations_dir;
+	char *snapshot_dir;
 };
 
 static const struct config_field tenantd_fields[] = {
@@ -27,6 +30,9 @@ static const struct config_field tenantd_fields[] = {
 	{ .path = "migrations.dir", .type = CONFIG_STRING,
 	  .offset = offsetof(struct tenantd_settings, migrations_dir),
 	  .default_string = AEGIS_MIGRATIONS_DIR },
+	{ .path = "snapshot.dir", .type = CONFIG_STRING,
+	  .offset = offsetof(struct tenantd_settings, snapshot_dir),
+	  .default_string = "/var/lib/aegis/tenantd" },
 };
 
 static const char *const standalone[] = { "compile-json", NULL };
@@ -36,6 +42,8 @@ static const struct daemon_spec tenantd_spec = {
 	.name = "aegis-tenantd",
 	.default_config = "/etc/aegis/tenantd.conf",
 	.commands_help = "  migrate            apply pending database migrations and exit\n"
+			 "  compile            compile the database's policy into a new snapshot\n"
+			 "                     version in snapshot.dir, print its path and exit\n"
 			 "  compile-json IN OUT [SERIAL]\n"
 			 "                     compile a JSON policy description into a snapshot\n"
 			 "                     file (offline nodes, tests, benchmarks)\n",
@@ -57,6 +65,23 @@ static int run_migrate(const struct tenantd_settings *s)
 	}
 	log_info("schema_current", "applied=%d already_applied=%d dir=%s", result.applied,
 		 result.current, s->migrations_dir);
+	return EXIT_SUCCESS;
+}
+
+static int run_compile(const struct tenantd_settings *s)
+{
+	char err[512] = "", host[256] = "tenantd";
+	struct published p;
+	struct compile_stats stats;
+	auto_pqfinish PGconn *conn = pg_connect(s->database_dsn);
+	if (!conn)
+		return EXIT_FAILURE;
+	gethostname(host, sizeof host - 1);
+	if (publish_compile(conn, s->snapshot_dir, host, &p, &stats, err, sizeof err) < 0) {
+		fprintf(stderr, "aegis-tenantd: compile failed: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	printf("%s\n", p.path);
 	return EXIT_SUCCESS;
 }
 
@@ -92,6 +117,8 @@ int main(int argc, char **argv)
 		status = run_compile_json(d.command_argc, d.command_argv);
 	else if (d.command && strcmp(d.command, "migrate") == 0)
 		status = run_migrate(s);
+	else if (d.command && strcmp(d.command, "compile") == 0)
+		status = run_compile(s);
 	else if (d.command) {
 		fprintf(stderr, "aegis-tenantd: unknown command '%s' (try --help)\n", d.command);
 		status = 2;

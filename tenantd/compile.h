@@ -1,0 +1,31 @@
+/* compile.h -- turns the policy in PostgreSQL into a policy snapshot.
+ *
+ * Everything is read in one REPEATABLE READ, READ ONLY transaction, so a snapshot never mixes
+ * two states of the database. Invalid data (a name the snapshot refuses, a network given to
+ * two tenants) fails the compile with the reason; the caller keeps serving the previous
+ * snapshot. Nothing returned needs freeing.
+ */
+#ifndef AEGIS_COMPILE_H
+#define AEGIS_COMPILE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct compile_stats {
+	uint32_t tenants;
+	uint32_t networks;
+	uint64_t list_entries;
+	uint64_t feed_names;
+	uint64_t passthru;      /* feed exceptions (RPZ passthru), compiled as national allows */
+	uint64_t skipped_names; /* names the snapshot refused, counted and logged, not fatal */
+	long compile_ms;
+};
+
+/* Compiles the database's policy as snapshot version serial into out_path (written aside and
+ * renamed). Returns 0, or a negative errno with the reason in err. */
+int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path,
+		     struct compile_stats *stats, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif

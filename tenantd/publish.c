@@ -1,0 +1,79 @@
+/* publish.c -- compile, validate, record. */
+#include "publish.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "pg.h"
+#include "snapshot.h"
+
+static void record_failure(PGconn *conn, const char *version, const char *reason)
+{
+	if (pg_command(conn, "UPDATE snapshots SET status = 'failed', error = $2 WHERE version = $1",
+		       version, reason[0] ? reason : "unknown error") < 0)
+		log_err("snapshot_record_failed", "version=%s", version);
+}
+
+int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
+		    struct published *out, struct compile_stats *stats, char *err,
+		    size_t errlen)
+{
+	char version[24], quoted[600];
+	auto_pqclear PGresult *res = pg_query(
+		conn, "INSERT INTO snapshots (compiled_by) VALUES ($1) RETURNING version", compiled_by);
+	if (!res) {
+		snprintf(err, errlen, "cannot allocate a snapshot version");
+		return -EIO;
+	}
+	snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 0));
+	out->version = strtoull(version, NULL, 10);
+	snprintf(out->path, sizeof out->path, "%s/policy-%s.snap", dir, version);
+
+	int rc = compile_snapshot(conn, out->version, out->path, stats, err, errlen);
+	if (rc < 0) {
+		log_err("compile_failed", "version=%s error=%s", version,
+			log_quote(quoted, sizeof quoted, err));
+		record_failure(conn, version, err);
+		return rc;
+	}
+	/* Read it back with the nodes' own reader: a snapshot they would refuse is not published. */
+	struct snapshot *s = snapshot_open(out->path, err, errlen);
+	if (!s) {
+		rc = -(errno ? errno : EINVAL);
+		record_failure(conn, version, err);
+		return rc;
+	}
+	memcpy(out->sha256, snapshot_checksum(s), sizeof out->sha256);
+	snapshot_close(s);
+
+	struct stat st;
+	char hex[65], size[24], tenants[24], networks[24], entries[24], names[24], ms[24];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out->sha256[i]);
+	snprintf(size, sizeof size, "%lld", stat(out->path, &st) == 0 ? (long long)st.st_size : 0LL);
+	snprintf(tenants, sizeof tenants, "%u", stats->tenants);
+	snprintf(networks, sizeof networks, "%u", stats->networks);
+	snprintf(entries, sizeof entries, "%llu", (unsigned long long)stats->list_entries);
+	snprintf(names, sizeof names, "%llu",
+		 (unsigned long long)(stats->feed_names + stats->passthru));
+	snprintf(ms, sizeof ms, "%ld", stats->compile_ms);
+	if (pg_command(conn,
+		       "UPDATE snapshots SET status = 'ok', compiled_at = now(), format_version = $2,"
+		       " sha256 = decode($3, 'hex'), size_bytes = $4, tenant_count = $5,"
+		       " network_count = $6, list_entry_count = $7, feed_name_count = $8,"
+		       " compile_ms = $9 WHERE version = $1",
+		       version, "1", hex, size, tenants, networks, entries, names, ms) < 0) {
+		snprintf(err, errlen, "cannot record snapshot %s", version);
+		return -EIO;
+	}
+	log_info("snapshot_published", "version=%s path=%s tenants=%u networks=%u list_entries=%llu "
+		 "feed_names=%llu skipped=%llu ms=%ld", version, out->path, stats->tenants,
+		 stats->networks, (unsigned long long)stats->list_entries,
+		 (unsigned long long)stats->feed_names, (unsigned long long)stats->skipped_names,
+		 stats->compile_ms);
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* publish.h -- one compile as a recorded snapshot version.
+ *
+ * A version number is taken from the snapshots table before compiling (so versions only go
+ * up, whichever tenantd compiles), the snapshot is written to DIR/policy-<version>.snap, read
+ * back and validated with the reader the nodes use, and its row is marked ok with the
+ * checksum and counts, or failed with the reason. Nothing returned needs freeing.
+ */
+#ifndef AEGIS_PUBLISH_H
+#define AEGIS_PUBLISH_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compile.h"
+
+struct published {
+	uint64_t version;
+	char path[4096];
+	uint8_t sha256[32];
+};
+
+int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
+		    struct published *out, struct compile_stats *stats, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+
+#endif
