@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cleanup.h"
 #include "daemon.h"
 #include "log.h"
+#include "fetch.h"
 #include "metrics.h"
 #include "proxyv2.h"
 #include "querylog.h"
@@ -33,6 +35,9 @@ struct resolver_settings {
 	struct config_strings upstreams;
 	long long upstream_timeout_ms, upstream_attempts;
 	char *snapshot;
+	char *policy_url;
+	char *policy_token_file;
+	long long policy_longpoll_s;
 	long long block_ttl;
 	struct config_strings forward_special;
 	long long cache_mb, cache_max_ttl, cache_max_negative_ttl, cache_max_stale;
@@ -170,6 +175,10 @@ static const struct config_field resolver_fields[] = {
 	  .default_int = 3, .min = 1, .max = 10 },
 	{ .path = "policy.snapshot", .type = CONFIG_STRING, .required = true,
 	  .offset = S(snapshot) },
+	{ .path = "policy.url", .type = CONFIG_STRING, .offset = S(policy_url) },
+	{ .path = "policy.token_file", .type = CONFIG_STRING, .offset = S(policy_token_file) },
+	{ .path = "policy.longpoll_seconds", .type = CONFIG_INT, .offset = S(policy_longpoll_s),
+	  .default_int = 30, .min = 1, .max = 300 },
 	{ .path = "policy.block_ttl", .type = CONFIG_INT, .offset = S(block_ttl),
 	  .default_int = 60, .min = 0, .max = 86400 },
 	{ .path = "policy.forward_special_zones", .type = CONFIG_STRING_LIST,
@@ -228,6 +237,54 @@ static void load_snapshot(void)
 	watch.seen = st;
 	if (snaphold_load_file(node.policy, watch.path) < 0)
 		log_warn("policy_kept", "path=%s", watch.path);
+}
+
+/* A snapshot from tenantd: validated, written beside the watched file and renamed over it
+ * (the last good policy survives a restart without tenantd), then published. */
+static int apply_fetched(void *arg, const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+	(void)arg;
+	struct snapshot *s = snapshot_open_buffer(data, len, err, errlen);
+	if (!s)
+		return -EINVAL;
+	char tmp[sizeof watch.path + 16];
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", watch.path);
+	int fd = mkstemp(tmp);
+	bool ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, watch.path) < 0) {
+		snprintf(err, errlen, "cannot persist %s: %s", watch.path, strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
+		snapshot_close(s);
+		return -EIO;
+	}
+	stat(watch.path, &watch.seen);
+	log_info("snapshot_fetched", "serial=%llu bytes=%zu", (unsigned long long)snapshot_serial(s),
+		 len);
+	snaphold_publish(node.policy, s);
+	return 0;
+}
+
+static uint64_t running_serial(void *arg)
+{
+	uint64_t serial, created, loaded_at;
+	(void)arg;
+	snaphold_info(node.policy, &serial, &created, &loaded_at);
+	return serial;
+}
+
+/* The node token is kept in its own file (mode 0600) so configs can be shared freely. */
+static int read_token(const char *path, char *out, size_t cap)
+{
+	auto_fclose FILE *f = fopen(path, "r");
+	if (!f || !fgets(out, (int)cap, f)) {
+		log_err("policy_token_unreadable", "path=%s", path);
+		return -1;
+	}
+	out[strcspn(out, "\r\n")] = '\0';
+	return out[0] ? 0 : -1;
 }
 
 static void on_snapshot_poll(evutil_socket_t fd, short what, void *arg)
@@ -395,6 +452,7 @@ static void teardown(struct resolver *r)
 int main(int argc, char **argv)
 {
 	struct daemon d;
+	struct fetch *fetcher = NULL;
 	int status;
 
 	if (evthread_use_pthreads() < 0) {
@@ -420,6 +478,20 @@ int main(int argc, char **argv)
 		    !(metrics = metrics_new(d.base, &node, &ma)))
 			goto out;
 	}
+	if (s->policy_url) {
+		char token[256];
+		if (!s->policy_token_file) {
+			log_err("config_invalid", "setting=policy.token_file "
+				"error=\"required with policy.url\"");
+			goto out;
+		}
+		if (read_token(s->policy_token_file, token, sizeof token) < 0)
+			goto out;
+		struct fetch_config fc = { .url = s->policy_url, .token = token,
+					   .wait_s = (unsigned)s->policy_longpoll_s };
+		if (!(fetcher = fetch_start(d.base, &fc, running_serial, apply_fetched, NULL)))
+			goto out;
+	}
 	struct timeval poll = { 0, SNAPSHOT_POLL_MS * 1000 };
 	watch.timer = event_new(d.base, -1, EV_PERSIST, on_snapshot_poll, NULL);
 	if (!watch.timer || event_add(watch.timer, &poll) < 0)
@@ -430,6 +502,7 @@ int main(int argc, char **argv)
 		 node.opt.workers, s->listen.items[0], s->upstreams.count);
 	status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
+	fetch_stop(fetcher);
 	if (watch.timer)
 		event_free(watch.timer);
 	teardown(&node);

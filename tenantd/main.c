@@ -11,16 +11,53 @@
 #include "pg.h"
 #include "policy_json.h"
 #include "publish.h"
+#include "distribute.h"
+#include "nodes.h"
+#include "service.h"
 
 #ifndef AEGIS_MIGRATIONS_DIR
 #define AEGIS_MIGRATIONS_DIR "/usr/share/aegis/migrations"
 #endif
+
+/* "127.0.0.1:8053" or "[::1]:8053" into host text and port. */
+static int split_listen(const char *text, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon = strrchr(text, ':');
+	if (!colon || colon == text)
+		return -1;
+	size_t hl = (size_t)(colon - text);
+	if (text[0] == '[' && hl >= 2 && text[hl - 1] == ']') {
+		text++;
+		hl -= 2;
+	}
+	char *end;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (hl == 0 || hl >= cap || *end || !colon[1] || p == 0 || p > 65535)
+		return -1;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int check_listen(const char *value, char *err, size_t errlen)
+{
+	char host[64];
+	uint16_t port;
+	if (split_listen(value, host, sizeof host, &port) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not ADDRESS:PORT", value);
+	return -1;
+}
 
 struct tenantd_settings {
 	struct daemon_log_settings log;
 	char *database_dsn;
 	char *migrations_dir;
 	char *snapshot_dir;
+	char *http_listen;
+	long long longpoll_max_s;
+	long long debounce_ms;
 };
 
 static const struct config_field tenantd_fields[] = {
@@ -33,6 +70,15 @@ static const struct config_field tenantd_fields[] = {
 	{ .path = "snapshot.dir", .type = CONFIG_STRING,
 	  .offset = offsetof(struct tenantd_settings, snapshot_dir),
 	  .default_string = "/var/lib/aegis/tenantd" },
+	{ .path = "http.listen", .type = CONFIG_STRING,
+	  .offset = offsetof(struct tenantd_settings, http_listen),
+	  .default_string = "127.0.0.1:8053", .check = check_listen },
+	{ .path = "http.longpoll_max_seconds", .type = CONFIG_INT,
+	  .offset = offsetof(struct tenantd_settings, longpoll_max_s), .default_int = 60,
+	  .min = 1, .max = 600 },
+	{ .path = "compile.debounce_ms", .type = CONFIG_INT,
+	  .offset = offsetof(struct tenantd_settings, debounce_ms), .default_int = 50,
+	  .min = 0, .max = 60000 },
 };
 
 static const char *const standalone[] = { "compile-json", NULL };
@@ -44,6 +90,8 @@ static const struct daemon_spec tenantd_spec = {
 	.commands_help = "  migrate            apply pending database migrations and exit\n"
 			 "  compile            compile the database's policy into a new snapshot\n"
 			 "                     version in snapshot.dir, print its path and exit\n"
+			 "  node-add NAME      register a resolver node, print its token once\n"
+			 "  node-revoke NAME   revoke a resolver node's token\n"
 			 "  compile-json IN OUT [SERIAL]\n"
 			 "                     compile a JSON policy description into a snapshot\n"
 			 "                     file (offline nodes, tests, benchmarks)\n",
@@ -85,6 +133,30 @@ static int run_compile(const struct tenantd_settings *s)
 	return EXIT_SUCCESS;
 }
 
+static int run_service(struct daemon *d, const struct tenantd_settings *s)
+{
+	char host[64], instance[256] = "tenantd";
+	uint16_t port;
+	if (split_listen(s->http_listen, host, sizeof host, &port) < 0)
+		return EXIT_FAILURE;
+	gethostname(instance, sizeof instance - 1);
+	struct distribute_config dc = { .host = host, .port = port, .dsn = s->database_dsn,
+					.max_wait_s = (unsigned)s->longpoll_max_s };
+	struct distribute *dist = distribute_start(&dc);
+	if (!dist)
+		return EXIT_FAILURE;
+	struct service_config sc = { .dsn = s->database_dsn, .snapshot_dir = s->snapshot_dir,
+				     .instance = instance, .debounce_ms = (unsigned)s->debounce_ms,
+				     .distribute = dist };
+	struct service *svc = service_start(d->base, &sc);
+	int status = EXIT_FAILURE;
+	if (svc)
+		status = daemon_run(d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	service_stop(svc);
+	distribute_stop(dist);
+	return status;
+}
+
 static int run_compile_json(int argc, char **argv)
 {
 	char err[512] = "";
@@ -119,11 +191,17 @@ int main(int argc, char **argv)
 		status = run_migrate(s);
 	else if (d.command && strcmp(d.command, "compile") == 0)
 		status = run_compile(s);
+	else if (d.command && strcmp(d.command, "node-add") == 0 && d.command_argc == 1)
+		status = nodes_add(s->database_dsn, d.command_argv[0]) < 0 ? EXIT_FAILURE
+									   : EXIT_SUCCESS;
+	else if (d.command && strcmp(d.command, "node-revoke") == 0 && d.command_argc == 1)
+		status = nodes_revoke(s->database_dsn, d.command_argv[0]) < 0 ? EXIT_FAILURE
+									      : EXIT_SUCCESS;
 	else if (d.command) {
 		fprintf(stderr, "aegis-tenantd: unknown command '%s' (try --help)\n", d.command);
 		status = 2;
 	} else
-		status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+		status = run_service(&d, s);
 	daemon_fini(&d);
 	return status;
 }
