@@ -152,3 +152,29 @@ def test_revoked_node_token_is_refused(platform, tmp_path):
             break
         assert time.monotonic() < deadline, "revoked token still accepted"
         time.sleep(1)
+
+
+def health(port):
+    try:
+        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2))
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+    except OSError:
+        return None
+
+
+def test_leader_failover_within_seconds(platform, tmp_path, fresh_db):
+    seed, ids, leader, node = platform
+    (tmp_path / "second").mkdir()
+    second = Tenantd(tmp_path / "second", fresh_db)
+    second.proc = subprocess.Popen([str(BIN / "aegis-tenantd"), "-c", str(second.conf)],
+                                   stderr=open(second.log, "a"))
+    try:
+        time.sleep(1.5)
+        assert health(second.port)["snapshot_version"] == 0, "a follower serves nothing"
+        leader.stop(signal.SIGKILL)
+        took = wait_until(lambda: (health(second.port) or {}).get("snapshot_version"), 10)
+        assert took is not None, second.log.read_text()
+        assert "event=leading" in second.log.read_text()
+    finally:
+        second.stop()
