@@ -125,3 +125,36 @@ int pg_copy_out(PGconn *conn, const char *copy_sql, pg_row_fn fn, void *arg)
 	}
 	return rc;
 }
+
+int pg_copy_in(PGconn *conn, const char *copy_sql, pg_copy_in_fn fn, void *arg)
+{
+	PGresult *res = PQexec(conn, copy_sql);
+	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+		log_failure(conn, res, copy_sql);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+
+	char buf[64 * 1024];
+	int more, failed = 0;
+	do {
+		size_t len = 0;
+		more = fn(arg, buf, sizeof buf, &len);
+		if (more < 0)
+			failed = 1;
+		else if (len && PQputCopyData(conn, buf, (int)len) != 1)
+			failed = 1;
+	} while (more > 0 && !failed);
+	if (PQputCopyEnd(conn, failed ? "aborted by the sender" : NULL) != 1)
+		failed = 1;
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			if (!failed)
+				log_failure(conn, res, copy_sql);
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	return failed ? -1 : 0;
+}

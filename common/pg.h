@@ -51,6 +51,15 @@ typedef int (*pg_row_fn)(void *arg, char *line, size_t len);
 int pg_copy_out(PGconn *conn, const char *copy_sql, pg_row_fn fn, void *arg)
 	__attribute__((warn_unused_result));
 
+/* Sends rows to a constant "COPY table (columns) FROM STDIN" (text format): fn is called
+ * until it returns 0, each time filling buf (cap bytes) with one or more complete lines and
+ * setting *len; it returns 1 for more, 0 when done, negative to abort the copy. Values must
+ * be already escaped for COPY text format (names from a validated set need none). Returns 0
+ * or -1 after logging. */
+typedef int (*pg_copy_in_fn)(void *arg, char *buf, size_t cap, size_t *len);
+int pg_copy_in(PGconn *conn, const char *copy_sql, pg_copy_in_fn fn, void *arg)
+	__attribute__((warn_unused_result));
+
 static inline void cleanup_pqclear(PGresult **r)
 {
 	if (*r)

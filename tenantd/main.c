@@ -1,4 +1,5 @@
 /* main.c -- aegis-tenantd: the policy compiler and distributor, and the schema's keeper. */
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "policy_json.h"
 #include "publish.h"
 #include "distribute.h"
+#include "feeds.h"
 #include "nodes.h"
 #include "service.h"
 
@@ -58,6 +60,7 @@ struct tenantd_settings {
 	char *http_listen;
 	long long longpoll_max_s;
 	long long debounce_ms;
+	long long feeds_check_s, feeds_timeout_s, feeds_max_mb;
 };
 
 static const struct config_field tenantd_fields[] = {
@@ -79,6 +82,15 @@ static const struct config_field tenantd_fields[] = {
 	{ .path = "compile.debounce_ms", .type = CONFIG_INT,
 	  .offset = offsetof(struct tenantd_settings, debounce_ms), .default_int = 50,
 	  .min = 0, .max = 60000 },
+	{ .path = "feeds.check_interval_seconds", .type = CONFIG_INT,
+	  .offset = offsetof(struct tenantd_settings, feeds_check_s), .default_int = 5,
+	  .min = 1, .max = 3600 },
+	{ .path = "feeds.fetch_timeout_seconds", .type = CONFIG_INT,
+	  .offset = offsetof(struct tenantd_settings, feeds_timeout_s), .default_int = 120,
+	  .min = 1, .max = 3600 },
+	{ .path = "feeds.max_mb", .type = CONFIG_INT,
+	  .offset = offsetof(struct tenantd_settings, feeds_max_mb), .default_int = 512,
+	  .min = 1, .max = 8192 },
 };
 
 static const char *const standalone[] = { "compile-json", NULL };
@@ -90,6 +102,7 @@ static const struct daemon_spec tenantd_spec = {
 	.commands_help = "  migrate            apply pending database migrations and exit\n"
 			 "  compile            compile the database's policy into a new snapshot\n"
 			 "                     version in snapshot.dir, print its path and exit\n"
+			 "  feed-refresh NAME  fetch, parse and store one feed now\n"
 			 "  node-add NAME      register a resolver node, print its token once\n"
 			 "  node-revoke NAME   revoke a resolver node's token\n"
 			 "  compile-json IN OUT [SERIAL]\n"
@@ -149,9 +162,15 @@ static int run_service(struct daemon *d, const struct tenantd_settings *s)
 				     .instance = instance, .debounce_ms = (unsigned)s->debounce_ms,
 				     .distribute = dist };
 	struct service *svc = service_start(d->base, &sc);
+	struct feeds_config fc = { .dsn = s->database_dsn,
+				   .check_interval_s = (unsigned)s->feeds_check_s,
+				   .fetch_timeout_s = (unsigned)s->feeds_timeout_s,
+				   .max_bytes = (size_t)s->feeds_max_mb << 20 };
+	struct feeds *feeds = svc ? feeds_start(&fc) : NULL;
 	int status = EXIT_FAILURE;
-	if (svc)
+	if (feeds)
 		status = daemon_run(d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	feeds_stop(feeds);
 	service_stop(svc);
 	distribute_stop(dist);
 	return status;
@@ -184,6 +203,7 @@ int main(int argc, char **argv)
 
 	if (!daemon_init(&d, &tenantd_spec, argc, argv, &status))
 		return status;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const struct tenantd_settings *s = d.settings;
 	if (d.command && strcmp(d.command, "compile-json") == 0)
 		status = run_compile_json(d.command_argc, d.command_argv);
@@ -191,6 +211,11 @@ int main(int argc, char **argv)
 		status = run_migrate(s);
 	else if (d.command && strcmp(d.command, "compile") == 0)
 		status = run_compile(s);
+	else if (d.command && strcmp(d.command, "feed-refresh") == 0 && d.command_argc == 1)
+		status = feeds_refresh_named(s->database_dsn, d.command_argv[0],
+					     (size_t)s->feeds_max_mb << 20,
+					     (unsigned)s->feeds_timeout_s) < 0 ? EXIT_FAILURE
+									       : EXIT_SUCCESS;
 	else if (d.command && strcmp(d.command, "node-add") == 0 && d.command_argc == 1)
 		status = nodes_add(s->database_dsn, d.command_argv[0]) < 0 ? EXIT_FAILURE
 									   : EXIT_SUCCESS;
@@ -203,5 +228,6 @@ int main(int argc, char **argv)
 	} else
 		status = run_service(&d, s);
 	daemon_fini(&d);
+	curl_global_cleanup();
 	return status;
 }

@@ -1,6 +1,8 @@
 """Seeding a migrated database with tenants, networks, policies, lists and feeds by plain
 SQL, as tenantd's compiler reads them, and running aegis-tenantd commands."""
+import os
 import subprocess
+import tempfile
 
 import psycopg2
 
@@ -64,8 +66,18 @@ class Seed:
         return lid[0][0]
 
     def feed(self, name, category, entries):
+        """A feed whose source is a real RPZ file holding the entries, stored as tenantd's
+        refresh would store them (so compiles see them before any refresh runs)."""
+        fd, path = tempfile.mkstemp(prefix=f"aegis-feed-{name}-", suffix=".rpz")
+        lines = ["$TTL 300", "$ORIGIN rpz.local.",
+                 "@ SOA ns.rpz.local. h.rpz.local. 1 3600 600 86400 300"]
+        for entry in entries:
+            domain, action = entry if isinstance(entry, tuple) else (entry, "block")
+            lines.append(f"{domain} CNAME {'rpz-passthru.' if action == 'passthru' else '.'}")
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+        os.close(fd)
         fid = self.sql("INSERT INTO feeds (name, category, format, source) VALUES"
-                       " (%s, %s, 'plain', '/dev/null') RETURNING id", name, category)[0][0]
+                       " (%s, %s, 'rpz', %s) RETURNING id", name, category, path)[0][0]
         for entry in entries:
             domain, action = entry if isinstance(entry, tuple) else (entry, "block")
             self.sql("INSERT INTO feed_entries (feed_id, name, action) VALUES (%s, %s, %s)",

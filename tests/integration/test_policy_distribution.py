@@ -20,6 +20,7 @@ class Tenantd:
         self.conf = tenantd_config(tmp, dsn, tmp / "snapshots", extra=f"""
 http: {{ listen = "127.0.0.1:{self.port}"; longpoll_max_seconds = 30; }};
 compile: {{ debounce_ms = 50; }};
+feeds: {{ check_interval_seconds = 1; }};
 """)
         self.log = tmp / "tenantd.log"
         self.proc = None
@@ -178,3 +179,17 @@ def test_leader_failover_within_seconds(platform, tmp_path, fresh_db):
         assert "event=leading" in second.log.read_text()
     finally:
         second.stop()
+
+
+def test_a_feed_refresh_adds_names_that_are_then_blocked(platform, tmp_path):
+    seed, ids, td, node = platform
+    feed = tmp_path / "fresh-feed.txt"
+    feed.write_text("fresh-threat.test\n")
+    seed.sql("INSERT INTO feeds (name, category, format, source) VALUES"
+             " ('fresh', 'phishing', 'plain', %s)", str(feed))
+    took = wait_until(lambda: node.ask("www.fresh-threat.test", source="127.2.0.9").rcode()
+                      == dns.rcode.REFUSED, 10)
+    assert took is not None, td.log.read_text()[-2000:]
+    outcome = seed.sql("SELECT outcome, entries_added FROM feed_refreshes r JOIN feeds f"
+                       " ON f.id = r.feed_id WHERE f.name = 'fresh'")
+    assert outcome == [("updated", 1)]
