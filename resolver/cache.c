@@ -13,24 +13,23 @@
 
 #include "log.h"
 
-#define KEY_FIXED_LEN    5 /* qtype, qclass, flags */
-#define KEY_MAX_LEN      (KEY_FIXED_LEN + 255)
 #define DNS_HEADER_LEN   12
 #define MIN_SHARD_BYTES  (64 * 1024)
-#define BYTES_PER_BUCKET 128 /* about half a typical entry: a hit walks ~1.2 entries */
+#define BYTES_PER_BUCKET 128 /* budget per bucket, at least: chains stay about one long */
 #define MAX_BUCKETS      (1u << 30)
 #define HEAP_MIN_CAP     64u
 
-/* One allocation per entry; data holds the TTL offsets, then the key, then the message. */
+/* One allocation per entry; data holds the TTL offsets, then the name, then the message. */
 struct entry {
 	struct entry *chain;         /* next in the hash bucket, or in a list of entries to free */
 	struct entry *older, *newer; /* CLOCK ring: the hand moves towards newer */
 	uint64_t hash;
+	uint64_t id; /* key_id(): the key but its name */
 	uint64_t expire_ms;
 	uint32_t charge; /* bytes this entry counts against its shard */
 	uint32_t heap_pos;
 	uint32_t ttl; /* as stored: a worker whose clock lags the inserter's must not see more */
-	uint16_t msg_len, key_len;
+	uint16_t msg_len;
 	uint8_t n_ttl;
 	bool referenced; /* set by a hit, cleared by the passing CLOCK hand */
 	uint16_t data[];
@@ -78,29 +77,35 @@ static size_t charge_bound(size_t request)
 	return request + 4096 + 64;
 }
 
-static const uint8_t *entry_key(const struct entry *e)
+static bool key_valid(const struct cache_key *k)
+{
+	return k && k->name && k->name_len > 0 && !(k->flags & ~(CACHE_FLAG_DO | CACHE_FLAG_CD));
+}
+
+/* Everything in the key but the name's bytes, in one word (name length in the low byte): one
+ * comparison checks it all. */
+static uint64_t key_id(const struct cache_key *k)
+{
+	return (uint64_t)k->qtype << 32 | (uint64_t)k->qclass << 16 | (uint64_t)k->flags << 8 |
+	       k->name_len;
+}
+
+/* One XXH3 pass over the name where the caller holds it, the rest of the key folded into the
+ * seed (spread by a multiply so one flag bit changes many seed bits): the lookup copies no key.
+ * The random base seed keeps clients from aiming names at one bucket. */
+static uint64_t key_hash(const struct cache *c, const struct cache_key *k, uint64_t id)
+{
+	return XXH3_64bits_withSeed(k->name, k->name_len, c->seed ^ (id * 0x9e3779b97f4a7c15u));
+}
+
+static const uint8_t *entry_name(const struct entry *e)
 {
 	return (const uint8_t *)(e->data + e->n_ttl);
 }
 
 static const uint8_t *entry_msg(const struct entry *e)
 {
-	return entry_key(e) + e->key_len;
-}
-
-/* Key bytes are qtype and qclass (big-endian), flags, then the name: one memcmp compares all and
- * one hash covers all. Returns the length, 0 for a key no answer can be stored under. */
-static uint16_t key_pack(const struct cache_key *k, uint8_t out[KEY_MAX_LEN])
-{
-	if (!k || !k->name || k->name_len == 0 || (k->flags & ~(CACHE_FLAG_DO | CACHE_FLAG_CD)))
-		return 0;
-	out[0] = (uint8_t)(k->qtype >> 8);
-	out[1] = (uint8_t)k->qtype;
-	out[2] = (uint8_t)(k->qclass >> 8);
-	out[3] = (uint8_t)k->qclass;
-	out[4] = k->flags;
-	memcpy(out + KEY_FIXED_LEN, k->name, k->name_len);
-	return (uint16_t)(KEY_FIXED_LEN + k->name_len);
+	return entry_name(e) + (uint8_t)e->id;
 }
 
 /* The top half of the hash picks the shard, the bottom half the bucket, so they never overlap. */
@@ -109,10 +114,11 @@ static struct shard *shard_of(struct cache *c, uint64_t hash)
 	return &c->shards[(hash >> 32) & c->shard_mask];
 }
 
-static struct entry *shard_find(struct shard *s, uint64_t hash, const uint8_t *key, uint16_t len)
+static struct entry *shard_find(struct shard *s, uint64_t hash, uint64_t id,
+				const uint8_t *name)
 {
 	struct entry *e = s->buckets[hash & s->bucket_mask];
-	while (e && (e->hash != hash || e->key_len != len || memcmp(entry_key(e), key, len) != 0))
+	while (e && (e->hash != hash || e->id != id || memcmp(entry_name(e), name, (uint8_t)id)))
 		e = e->chain;
 	return e;
 }
@@ -258,10 +264,11 @@ static int shard_make_room(struct cache *c, struct shard *s, size_t charge, uint
 			shard_detach(s, s->heap[0], trash);
 			STAT_ADD(s, expired, 1);
 		} else if (s->hand) {
-			struct entry *e = s->hand;
-			for (; e->referenced; e = e->newer)
-				e->referenced = false;
-			shard_detach(s, e, trash);
+			while (s->hand->referenced) {
+				s->hand->referenced = false;
+				s->hand = s->hand->newer;
+			}
+			shard_detach(s, s->hand, trash);
 			STAT_ADD(s, evictions, 1);
 		} else {
 			return -ENOMEM;
@@ -420,11 +427,11 @@ static uint32_t ttl_clamp(const struct cache *c, uint32_t ttl, bool negative)
 	return ttl > max ? max : ttl;
 }
 
-static void shard_remove(struct shard *s, uint64_t hash, const uint8_t *key, uint16_t len)
+static void shard_remove(struct shard *s, uint64_t hash, uint64_t id, const uint8_t *name)
 {
 	struct entry *trash = NULL;
 	pthread_mutex_lock(&s->lock);
-	struct entry *e = shard_find(s, hash, key, len);
+	struct entry *e = shard_find(s, hash, id, name);
 	if (e)
 		shard_detach(s, e, &trash);
 	pthread_mutex_unlock(&s->lock);
@@ -435,26 +442,23 @@ int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t
 		 uint16_t len, const uint16_t *ttl_offsets, uint8_t n_ttl, uint32_t ttl,
 		 bool negative, uint64_t now_ms)
 {
-	uint8_t k[KEY_MAX_LEN];
-	uint16_t klen = key_pack(key, k);
-	if (!klen || !msg || len < DNS_HEADER_LEN || (n_ttl && !ttl_offsets))
+	if (!key_valid(key) || !msg || len < DNS_HEADER_LEN || (n_ttl && !ttl_offsets))
 		return -EINVAL;
 	for (unsigned i = 0; i < n_ttl; i++)
 		if (ttl_offsets[i] < DNS_HEADER_LEN || ttl_offsets[i] > len - sizeof(uint32_t))
 			return -EINVAL;
 
-	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
+	uint64_t id = key_id(key);
+	uint64_t hash = key_hash(cache, key, id);
 	struct shard *s = shard_of(cache, hash);
 	ttl = ttl_clamp(cache, ttl, negative);
 	if (ttl == 0) {
-		/* RFC 1035 3.2.1: TTL 0 means use for this transaction only; an older answer for the
-		 * key is now outdated as well. */
-		shard_remove(s, hash, k, klen);
+		shard_remove(s, hash, id, key->name);
 		return 0;
 	}
 
 	size_t offsets_len = n_ttl * sizeof *ttl_offsets;
-	struct entry *e = malloc(offsetof(struct entry, data) + offsets_len + klen + len);
+	struct entry *e = malloc(offsetof(struct entry, data) + offsets_len + key->name_len + len);
 	if (!e)
 		return -ENOMEM;
 	e->charge = (uint32_t)charge_of(e);
@@ -463,21 +467,21 @@ int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t
 		return -E2BIG;
 	}
 	e->hash = hash;
+	e->id = id;
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
 	e->ttl = ttl;
 	e->msg_len = len;
-	e->key_len = klen;
 	e->n_ttl = n_ttl;
 	e->referenced = false;
 	if (n_ttl)
 		memcpy(e->data, ttl_offsets, offsets_len);
 	uint8_t *p = (uint8_t *)(e->data + n_ttl);
-	memcpy(p, k, klen);
-	memcpy(p + klen, msg, len);
+	memcpy(p, key->name, key->name_len);
+	memcpy(p + key->name_len, msg, len);
 
 	struct entry *trash = NULL;
 	pthread_mutex_lock(&s->lock);
-	struct entry *old = shard_find(s, hash, k, klen);
+	struct entry *old = shard_find(s, hash, id, key->name);
 	if (old)
 		shard_detach(s, old, &trash);
 	int rc = shard_make_room(cache, s, e->charge, now_ms, &trash);
@@ -504,22 +508,21 @@ int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t
 uint16_t cache_lookup(struct cache *cache, const struct cache_key *key, uint64_t now_ms,
 		      enum cache_want want, uint8_t *out, uint16_t cap, bool *stale)
 {
-	uint8_t k[KEY_MAX_LEN];
-	uint16_t klen = key_pack(key, k);
 	uint16_t n = 0;
 	bool is_stale = false;
 	if (stale)
 		*stale = false;
-	if (!klen)
+	if (!key_valid(key))
 		return 0;
 
-	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
+	uint64_t id = key_id(key);
+	uint64_t hash = key_hash(cache, key, id);
 	struct shard *s = shard_of(cache, hash);
 	struct entry *trash = NULL;
 	/* The bucket array never moves, so its cache miss can overlap taking the lock. */
 	__builtin_prefetch(&s->buckets[hash & s->bucket_mask]);
 	pthread_mutex_lock(&s->lock);
-	struct entry *e = shard_find(s, hash, k, klen);
+	struct entry *e = shard_find(s, hash, id, key->name);
 	if (e && now_ms < e->expire_ms) {
 		uint64_t left = (e->expire_ms - now_ms) / 1000;
 		n = entry_copy(e, out, cap, left < e->ttl ? (uint32_t)left : e->ttl);
@@ -548,12 +551,11 @@ uint16_t cache_lookup(struct cache *cache, const struct cache_key *key, uint64_t
 
 void cache_remove(struct cache *cache, const struct cache_key *key)
 {
-	uint8_t k[KEY_MAX_LEN];
-	uint16_t klen = key_pack(key, k);
-	if (!klen)
+	if (!key_valid(key))
 		return;
-	uint64_t hash = XXH3_64bits_withSeed(k, klen, cache->seed);
-	shard_remove(shard_of(cache, hash), hash, k, klen);
+	uint64_t id = key_id(key);
+	uint64_t hash = key_hash(cache, key, id);
+	shard_remove(shard_of(cache, hash), hash, id, key->name);
 }
 
 void cache_get_stats(struct cache *cache, struct cache_stats *stats)
