@@ -113,7 +113,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req),
 					     "Content-Encoding");
 	uint8_t *plain = NULL;
-	char err[256] = "";
+	char err[200] = "";
 	if (enc && strcmp(enc, "gzip") == 0) {
 		if (gunzip(data, len, &plain, &len) < 0) {
 			snprintf(f->last_error, sizeof f->last_error, "snapshot: bad gzip body");
