@@ -331,8 +331,9 @@ static void on_upstream(void *arg, struct upstream_result *res)
 		st->rcode = res->info.rcode;
 		if (st->action != STAT_MONITOR)
 			st->action = STAT_ALLOW;
-		len = fit_transport(st, p->pkt, buf, sizeof buf, len);
-	} else {
+		len = len ? fit_transport(st, p->pkt, buf, sizeof buf, len) : 0;
+	}
+	if (!len) {
 		/* RFC 8767: the policy already allowed this name, so a stale answer may serve. */
 		len = answer_from_cache(st, p->pkt, buf, sizeof buf, CACHE_STALE_OK);
 		if (!len) {
@@ -340,7 +341,9 @@ static void on_upstream(void *arg, struct upstream_result *res)
 			st->ede = EDE_NO_REACHABLE;
 			st->action = STAT_ERROR;
 			stat_inc(&st->w->stats.servfail_sent);
-			struct wire_ede ede = { EDE_NO_REACHABLE, "no upstream answered" };
+			struct wire_ede ede = { EDE_NO_REACHABLE,
+						res->status == UPSTREAM_OK ? "upstream could not resolve"
+									   : "no upstream answered" };
 			len = wire_answer_minimal(buf, sizeof buf, &st->q, p->pkt, 0,
 						  WIRE_RCODE_SERVFAIL, false, &ede);
 		}
