@@ -113,6 +113,8 @@ static const char *record_problem(const struct qlog_record *r)
 {
 	if (r->ts_us < 0 || r->ts_us > TS_US_MAX)
 		return "ts: outside years 1970..9999";
+	if ((r->event_id[6] >> 4) != 7 || (r->event_id[8] >> 6) != 2)
+		return "event_id: not a UUIDv7";
 	if (r->snapshot > INT64_MAX)
 		return "snapshot: above 2^63-1";
 	if (!memchr(r->node, '\0', sizeof r->node) || !r->node[0])
@@ -783,8 +785,6 @@ static int decode_fields(struct dec *d, struct qlog_record *r)
 			    (long long)v, QLOG_VERSION);
 	if ((rc = get_uuid(d, "event_id", false, r->event_id)) < 0)
 		return rc;
-	if ((r->event_id[6] >> 4) != 7 || (r->event_id[8] >> 6) != 2)
-		return fail(d, "event_id", "not a UUIDv7");
 	if ((rc = get_ts(d, "ts", &r->ts_us)) < 0 ||
 	    (rc = get_text(d, "node", false, r->node, sizeof r->node)) < 0)
 		return rc;

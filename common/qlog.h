@@ -74,9 +74,11 @@ struct qlog_record {
 	uint8_t transport;              /* enum qlog_transport */
 	uint8_t action;                 /* enum qlog_action */
 	bool has_tenant, has_rcode, has_ede, has_latency, cache_hit;
+	char node[QLOG_NODE_MAX + 1];   /* non-empty */
+	/* Names last, qname then rule with matched at its end: a queue copies only the bytes
+	 * in use (resolver/querylog.c). */
 	uint8_t qname_len;              /* 0 when no question could be read */
 	uint8_t qname[QLOG_NAME_MAX];   /* wire format, case as asked */
-	char node[QLOG_NODE_MAX + 1];   /* non-empty */
 	struct qlog_rule rule;          /* ignored when rule.kind is QLOG_RULE_NONE */
 };
 

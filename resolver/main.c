@@ -203,7 +203,7 @@ static const struct config_field resolver_fields[] = {
 	  .check = check_exemption },
 	{ .path = "querylog.file", .type = CONFIG_STRING, .offset = S(querylog_file) },
 	{ .path = "querylog.queue", .type = CONFIG_INT, .offset = S(querylog_queue),
-	  .default_int = 16384, .min = 64, .max = 1048576 },
+	  .default_int = 4096, .min = 64, .max = 1048576 },
 	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = S(metrics_listen),
 	  .check = check_hostport },
 };

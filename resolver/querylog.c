@@ -1,11 +1,11 @@
 /* querylog.c -- per-worker SPSC rings, one polling sink thread, the JSON-lines file sink. */
 #include "querylog.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <assert.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -16,12 +16,27 @@
 #include "log.h"
 #include "qlog.h"
 
-#define RING_MAX        (1u << 24)
-#define BATCH_MAX       256        /* records per write_batch: slots go back to the worker soon */
-#define DRAIN_MAX       4096       /* records per queue per pass, so one busy worker cannot starve the rest */
-#define POLL_NS         1000000    /* idle sleep of the sink thread */
-#define DROP_LOG_SEC    10         /* at most one drop report per this many seconds */
-#define FILE_BUF        (256 * 1024)
+/* What becomes of a record, and how it is counted (quoted in docs/querylog.md):
+ * 1. querylog_submit() copies it into its worker's queue or, when the queue is full, drops it
+ *    and counts it in dropped_queue_full. The worker never waits and makes no syscall.
+ * 2. The sink thread takes records from every queue and hands them to the sink in batches;
+ *    one worker's records keep their order, different workers' records interleave.
+ * 3. A record the sink cannot take (a failed write such as a full disk loses what the sink
+ *    buffered; a record the encoder refuses as invalid) is counted in dropped_sink_error. The
+ *    file sink logs the first failure and the recovery, and does not retry: waiting for the
+ *    disk would only move the loss into the queues.
+ * 4. Every other record is counted in written. Once querylog_stop() has returned,
+ *    submitted = written + dropped_queue_full + dropped_sink_error.
+ * 5. While records are dropped, a querylog_dropped warning with the counts goes to the log at
+ *    most every 10 s, and a last one at stop.
+ */
+
+#define RING_MAX     (1u << 24)
+#define BATCH_MAX    256           /* per write_batch, so slots go back to the worker soon */
+#define DRAIN_MAX    4096          /* per queue and pass, so one busy worker starves no other */
+#define POLL_NS      1000000       /* idle sleep of the sink thread */
+#define DROP_LOG_SEC 10            /* at most one drop report per this many seconds */
+#define FILE_BUF     (256 * 1024)
 
 /* One worker's ring. The producer owns head and tail_seen, the sink thread owns tail; each
  * side's line is its own, so they do not bounce a cache line per record. */
@@ -52,6 +67,7 @@ struct querylog *querylog_new(unsigned nworkers, unsigned ring_capacity,
 			      const struct querylog_sink_ops *ops, void *sink_ctx)
 {
 	struct querylog *ql = NULL;
+	void *mem;
 
 	if (!nworkers || ring_capacity < 2 || ring_capacity > RING_MAX ||
 	    (ring_capacity & (ring_capacity - 1))) {
@@ -60,15 +76,15 @@ struct querylog *querylog_new(unsigned nworkers, unsigned ring_capacity,
 		goto fail;
 	}
 	ql = calloc(1, sizeof *ql);
-	if (!ql || posix_memalign((void **)&ql->queues, 64, nworkers * sizeof *ql->queues))
+	if (!ql || posix_memalign(&mem, 64, nworkers * sizeof *ql->queues))
 		goto nomem;
-	memset(ql->queues, 0, nworkers * sizeof *ql->queues);
+	ql->queues = memset(mem, 0, nworkers * sizeof *ql->queues);
 	ql->nqueues = nworkers;
 	for (unsigned i = 0; i < nworkers; i++) {
-		struct querylog_queue *q = &ql->queues[i];
-		if (posix_memalign((void **)&q->slots, 64, ring_capacity * sizeof *q->slots))
+		if (posix_memalign(&mem, 64, ring_capacity * sizeof *ql->queues[i].slots))
 			goto nomem;
-		q->mask = ring_capacity - 1;
+		ql->queues[i].slots = mem;
+		ql->queues[i].mask = ring_capacity - 1;
 	}
 	ql->ops = *ops;
 	ql->sink = sink_ctx;
@@ -79,13 +95,12 @@ nomem:
 	log_err("querylog_create_failed", "error=\"out of memory\" workers=%u queue=%u",
 		nworkers, ring_capacity);
 	errno = ENOMEM;
-	if (ql && ql->queues) {
-		for (unsigned i = 0; i < nworkers; i++)
+	if (ql) {
+		for (unsigned i = 0; ql->queues && i < nworkers; i++)
 			free(ql->queues[i].slots);
-	}
-	if (ql)
 		free(ql->queues);
-	free(ql);
+		free(ql);
+	}
 fail:
 	ops->close(sink_ctx);
 	return NULL;

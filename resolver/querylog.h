@@ -18,7 +18,8 @@ struct querylog_queue;
 
 /* A sink, called only from the sink thread. write_batch and flush return how many records
  * were lost in the call (of this batch, or accepted earlier and still buffered), 0 when all
- * went well; the sink logs the failure itself. */
+ * went well; the sink logs the failure itself. The records handed over hold meaningful bytes
+ * only within their lengths (queues copy no more): read them field by field, never memcmp. */
 struct querylog_sink_ops {
 	/* Takes n records; their memory is the caller's again on return. */
 	int (*write_batch)(void *ctx, const struct qlog_record *recs, size_t n);
