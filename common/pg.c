@@ -37,7 +37,17 @@ static void log_failure(PGconn *conn, const PGresult *res, const char *sql)
 
 PGresult *pg_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	return pg_query_binary(conn, sql, nparams, params, NULL, false);
+}
+
+PGresult *pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			  const int *lengths, bool binary_result)
+{
+	int formats[16] = { 0 };
+	for (int i = 0; lengths && i < nparams && i < 16; i++)
+		formats[i] = lengths[i] > 0;
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, lengths,
+				     lengths ? formats : NULL, binary_result ? 1 : 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)

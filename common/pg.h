@@ -10,6 +10,7 @@
 #define AEGIS_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /* Connects and checks the connection; logs and returns NULL on failure. */
 PGconn *pg_connect(const char *dsn) __attribute__((warn_unused_result));
@@ -26,6 +27,12 @@ PGresult *pg_query_params(PGconn *conn, const char *sql, int nparams,
 			(int)(sizeof((const char *const[]){ NULL, ##__VA_ARGS__ }) /        \
 			      sizeof(const char *)) - 1,                                    \
 			(const char *const[]){ NULL, ##__VA_ARGS__ } + 1)
+
+/* The same with binary values where lengths[i] > 0 (formats as PQexecParams), and results
+ * in text (binary_result false) or binary: for snapshot images stored as bytea, which would
+ * double in size as hex text. */
+PGresult *pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			  const int *lengths, bool binary_result) __attribute__((warn_unused_result));
 
 /* Runs a statement that returns no rows; 0 on success, -1 (logged) on failure. */
 int pg_command_params(PGconn *conn, const char *sql, int nparams, const char *const *params)

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <stdbool.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "pg.h"
 #include "snapshot.h"
@@ -16,6 +19,35 @@ static void record_failure(PGconn *conn, const char *version, const char *reason
 	if (pg_command(conn, "UPDATE snapshots SET status = 'failed', error = $2 WHERE version = $1",
 		       version, reason[0] ? reason : "unknown error") < 0)
 		log_err("snapshot_record_failed", "version=%s", version);
+}
+
+/* The image goes into the database too, so every tenantd instance can serve the version the
+ * leader compiled; only the last few versions keep theirs. */
+#define PUBLISH_KEEP_CONTENT 5
+
+static int store_content(PGconn *conn, const char *version, const char *path)
+{
+	auto_fclose FILE *f = fopen(path, "rb");
+	if (!f || fseek(f, 0, SEEK_END) < 0)
+		return -1;
+	long size = ftell(f);
+	rewind(f);
+	if (size <= 0 || size > INT32_MAX)
+		return -1;
+	auto_free char *data = malloc((size_t)size);
+	if (!data || fread(data, 1, (size_t)size, f) != (size_t)size)
+		return -1;
+	const char *params[] = { version, data };
+	const int lengths[] = { 0, (int)size };
+	PGresult *res = pg_query_binary(conn, "UPDATE snapshots SET content = $2 WHERE version = $1",
+					2, params, lengths, false);
+	if (!res)
+		return -1;
+	PQclear(res);
+	char keep[8];
+	snprintf(keep, sizeof keep, "%d", PUBLISH_KEEP_CONTENT);
+	return pg_command(conn, "UPDATE snapshots SET content = NULL WHERE version <= $1::bigint - "
+				"$2::bigint AND content IS NOT NULL", version, keep);
 }
 
 int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
@@ -61,13 +93,20 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 	snprintf(names, sizeof names, "%llu",
 		 (unsigned long long)(stats->feed_names + stats->passthru));
 	snprintf(ms, sizeof ms, "%ld", stats->compile_ms);
-	if (pg_command(conn,
+	if (pg_command(conn, "BEGIN") < 0 ||
+	    pg_command(conn,
 		       "UPDATE snapshots SET status = 'ok', compiled_at = now(), format_version = $2,"
 		       " sha256 = decode($3, 'hex'), size_bytes = $4, tenant_count = $5,"
 		       " network_count = $6, list_entry_count = $7, feed_name_count = $8,"
 		       " compile_ms = $9 WHERE version = $1",
-		       version, "1", hex, size, tenants, networks, entries, names, ms) < 0) {
+		       version, "1", hex, size, tenants, networks, entries, names, ms) < 0 ||
+	    store_content(conn, version, out->path) < 0 ||
+	    pg_command(conn, "SELECT pg_notify('aegis_snapshot_published', $1)", version) < 0 ||
+	    pg_command(conn, "COMMIT") < 0) {
+		if (pg_command(conn, "ROLLBACK") < 0)
+			log_err("rollback_failed", "version=%s", version);
 		snprintf(err, errlen, "cannot record snapshot %s", version);
+		record_failure(conn, version, err);
 		return -EIO;
 	}
 	log_info("snapshot_published", "version=%s path=%s tenants=%u networks=%u list_entries=%llu "
@@ -76,4 +115,43 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 		 (unsigned long long)stats->feed_names, (unsigned long long)stats->skipped_names,
 		 stats->compile_ms);
 	return 0;
+}
+
+int publish_fetch_latest(PGconn *conn, const char *dir, uint64_t newer_than,
+			 struct published *out)
+{
+	char after[24], err[256], tmp[4200];
+	snprintf(after, sizeof after, "%llu", (unsigned long long)newer_than);
+	const char *params[] = { after };
+	auto_pqclear PGresult *res = pg_query_binary(
+		conn, "SELECT version::text, content FROM snapshots WHERE status = 'ok' AND content "
+		      "IS NOT NULL AND version > $1::bigint ORDER BY version DESC LIMIT 1",
+		1, params, NULL, true);
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0)
+		return 0;
+	char version[24];
+	snprintf(version, sizeof version, "%.*s", PQgetlength(res, 0, 0), PQgetvalue(res, 0, 0));
+	out->version = strtoull(version, NULL, 10);
+	snprintf(out->path, sizeof out->path, "%s/policy-%s.snap", dir, version);
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", out->path);
+	int fd = mkstemp(tmp);
+	size_t len = (size_t)PQgetlength(res, 0, 1);
+	bool ok = fd >= 0 && write(fd, PQgetvalue(res, 0, 1), len) == (ssize_t)len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, out->path) < 0) {
+		log_err("snapshot_copy_failed", "path=%s error=\"%s\"", out->path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	struct snapshot *s = snapshot_open(out->path, err, sizeof err);
+	if (!s) {
+		log_err("snapshot_copy_invalid", "version=%s error=\"%s\"", version, err);
+		return -1;
+	}
+	memcpy(out->sha256, snapshot_checksum(s), sizeof out->sha256);
+	snapshot_close(s);
+	return 1;
 }

@@ -3,7 +3,8 @@
  * A version number is taken from the snapshots table before compiling (so versions only go
  * up, whichever tenantd compiles), the snapshot is written to DIR/policy-<version>.snap, read
  * back and validated with the reader the nodes use, and its row is marked ok with the
- * checksum and counts, or failed with the reason. Nothing returned needs freeing.
+ * checksum, counts and image (so other tenantd instances can serve it; they hear of it on
+ * aegis_snapshot_published), or failed with the reason. Nothing returned needs freeing.
  */
 #ifndef AEGIS_PUBLISH_H
 #define AEGIS_PUBLISH_H
@@ -23,5 +24,11 @@ struct published {
 int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 		    struct published *out, struct compile_stats *stats, char *err,
 		    size_t errlen) __attribute__((warn_unused_result));
+
+/* For an instance that does not compile: writes the newest published version above
+ * `newer_than` into DIR and fills out. Returns 1 when there was one, 0 when not, -1 on
+ * error (logged). */
+int publish_fetch_latest(PGconn *conn, const char *dir, uint64_t newer_than,
+			 struct published *out) __attribute__((warn_unused_result));
 
 #endif

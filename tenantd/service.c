@@ -76,7 +76,7 @@ static void compile_now(struct service *s)
 	PGnotify *n;
 	bool more = false;
 	while ((n = PQnotifies(s->conn)) != NULL) {
-		more = true;
+		more |= strcmp(n->relname, "aegis_policy_changed") == 0;
 		PQfreemem(n);
 	}
 	if (more)
@@ -102,6 +102,16 @@ static void want_compile(struct service *s)
 	event_add(s->compile_timer, &tv);
 }
 
+/* A follower serves what the leader published, so nodes may ask any instance. */
+static void follow(struct service *s)
+{
+	struct published p;
+	if (publish_fetch_latest(s->conn, s->cfg.snapshot_dir, distribute_version(s->cfg.distribute),
+				 &p) == 1 &&
+	    distribute_publish(s->cfg.distribute, p.version, p.path) < 0)
+		log_err("snapshot_not_served", "version=%llu", (unsigned long long)p.version);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct service *s = arg;
@@ -114,14 +124,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	PGnotify *n;
-	bool any = false;
+	bool changed = false, published = false;
 	while ((n = PQnotifies(s->conn)) != NULL) {
-		log_debug("policy_changed", "table=%s", n->extra);
-		any = true;
+		if (strcmp(n->relname, "aegis_policy_changed") == 0) {
+			log_debug("policy_changed", "table=%s", n->extra);
+			changed = true;
+		} else {
+			published = true;
+		}
 		PQfreemem(n);
 	}
-	if (any && s->leader)
+	if (changed && s->leader)
 		want_compile(s);
+	if (published && !s->leader)
+		follow(s);
 }
 
 static bool try_lead(struct service *s)
@@ -138,7 +154,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!s->conn) {
 		s->conn = pg_connect(s->cfg.dsn);
-		if (!s->conn || pg_command(s->conn, "LISTEN aegis_policy_changed") < 0) {
+		if (!s->conn || pg_command(s->conn, "LISTEN aegis_policy_changed") < 0 ||
+		    pg_command(s->conn, "LISTEN aegis_snapshot_published") < 0) {
 			disconnect(s);
 			s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 500;
 			if (s->backoff_ms > RECONNECT_MAX_MS)
@@ -154,6 +171,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	if (!try_lead(s)) {
 		if (PQstatus(s->conn) != CONNECTION_OK)
 			disconnect(s);
+		else
+			follow(s);
 		schedule_retry(s, FOLLOWER_RETRY_MS);
 		return;
 	}

@@ -171,10 +171,17 @@ def test_leader_failover_within_seconds(platform, tmp_path, fresh_db):
     second.proc = subprocess.Popen([str(BIN / "aegis-tenantd"), "-c", str(second.conf)],
                                    stderr=open(second.log, "a"))
     try:
-        time.sleep(1.5)
-        assert health(second.port)["snapshot_version"] == 0, "a follower serves nothing"
+        served = lambda: (health(second.port) or {}).get("snapshot_version") or 0
+        first = health(leader.port)["snapshot_version"]
+        assert wait_until(lambda: served() >= first, 5), \
+            "a follower serves the version the leader published"
+        seed.list_entries("national", "block", ["while-following.test"])
+        assert wait_until(lambda: served() > first, 5), "and follows new ones"
+        assert "event=leading" not in second.log.read_text()
         leader.stop(signal.SIGKILL)
-        took = wait_until(lambda: (health(second.port) or {}).get("snapshot_version"), 10)
+        before = served()
+        seed.list_entries("national", "block", ["after-failover.test"])
+        took = wait_until(lambda: served() > before, 10)
         assert took is not None, second.log.read_text()
         assert "event=leading" in second.log.read_text()
     finally:
