@@ -19,6 +19,7 @@
 #include "ratelimit.h"
 #include "server.h"
 #include "snapshot.h"
+#include "tenantstats.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -83,7 +84,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	worker.r = &node;
 	worker.base = event_base_new();
 	worker.upstream = upstream_client_new(worker.base, node.upstreams, &worker.stats);
-	if (!worker.base || !worker.upstream)
+	worker.tenants = tenantstats_new();
+	if (!worker.base || !worker.upstream || !worker.tenants)
 		abort();
 	return 0;
 }

@@ -57,6 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t used = size - 1 < sizeof r ? size - 1 : sizeof r;
 	memset(&r, 0, sizeof r);
 	memcpy(&r, data + 1, used);
+	/* Random bytes are not valid bools; a real record never holds anything but 0 or 1. */
+#define FIX_BOOL(field) do { unsigned char b_; memcpy(&b_, &(field), 1); b_ &= 1; \
+			     memcpy(&(field), &b_, 1); } while (0)
+	FIX_BOOL(r.has_tenant);
+	FIX_BOOL(r.has_rcode);
+	FIX_BOOL(r.has_ede);
+	FIX_BOOL(r.has_latency);
+	FIX_BOOL(r.cache_hit);
+	FIX_BOOL(r.rule.has_list_id);
+	FIX_BOOL(r.rule.has_feed_id);
+#undef FIX_BOOL
 	int n = qlog_encode_json(&r, text, sizeof text);
 	if (n < 0)
 		return 0;
