@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -404,10 +405,16 @@ static int file_sink_write_batch(void *ctx, const struct qlog_record *recs, size
 	return lost;
 }
 
-/* Opens afresh under the same path; if that fails, the old (renamed) file keeps the lines. */
+/* Opens afresh under the same path if the file there is no longer ours (rotated away); if
+ * that fails, the old (renamed) file keeps the lines. No fdatasync here: it runs on the sink
+ * thread, and waiting for hundreds of megabytes to reach the disk overflowed every ring. */
 static int file_sink_reopen(void *ctx)
 {
 	struct file_sink *fs = ctx;
+	struct stat now, open_file;
+	if (stat(fs->path, &now) == 0 && fstat(fs->fd, &open_file) == 0 &&
+	    now.st_ino == open_file.st_ino && now.st_dev == open_file.st_dev)
+		return 0;
 	int fd = open(fs->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 
 	if (fd < 0) {
@@ -416,7 +423,6 @@ static int file_sink_reopen(void *ctx)
 			strerror(err));
 		return -err;
 	}
-	fdatasync(fs->fd);
 	close(fs->fd);
 	fs->fd = fd;
 	fs->torn = false;
