@@ -217,19 +217,21 @@ static void put_hex(struct out *o, const uint8_t *b, size_t n)
 	}
 }
 
+/* Built in a local buffer and copied once: two uuids per record, one bounds check each. */
 static void put_uuid(struct out *o, const uint8_t u[16])
 {
-	put_char(o, '"');
-	put_hex(o, u, 4);
-	put_char(o, '-');
-	put_hex(o, u + 4, 2);
-	put_char(o, '-');
-	put_hex(o, u + 6, 2);
-	put_char(o, '-');
-	put_hex(o, u + 8, 2);
-	put_char(o, '-');
-	put_hex(o, u + 10, 6);
-	put_char(o, '"');
+	char s[38];
+	size_t k = 0;
+
+	s[k++] = '"';
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			s[k++] = '-';
+		s[k++] = hex_digits[u[i] >> 4];
+		s[k++] = hex_digits[u[i] & 15];
+	}
+	s[k++] = '"';
+	put_mem(o, s, k);
 }
 
 static void put_uuid_or_null(struct out *o, bool has, const uint8_t u[16])
@@ -294,34 +296,60 @@ static void put_name(struct out *o, const uint8_t *n, size_t len)
 	put_char(o, '"');
 }
 
-/* RFC 3339 UTC with microseconds: "2026-11-25T11:38:46.123456Z". */
+/* RFC 3339 UTC with microseconds: "2026-11-25T11:38:46.123456Z". Records come in time
+ * order, so the date and time of day are formatted once a second per thread. */
 static void put_ts(struct out *o, int64_t ts_us)
 {
-	time_t secs = (time_t)(ts_us / 1000000);
-	struct tm tm;
+	static __thread int64_t cached_secs = -1;
+	static __thread struct out cached_out;
+	static __thread char cached[20];
+	int64_t secs = ts_us / 1000000;
 
-	gmtime_r(&secs, &tm);
+	if (secs != cached_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		cached_out = (struct out){ .p = cached, .end = cached + sizeof cached };
+		put_padded(&cached_out, (unsigned)tm.tm_year + 1900, 4);
+		put_char(&cached_out, '-');
+		put_padded(&cached_out, (unsigned)tm.tm_mon + 1, 2);
+		put_char(&cached_out, '-');
+		put_padded(&cached_out, (unsigned)tm.tm_mday, 2);
+		put_char(&cached_out, 'T');
+		put_padded(&cached_out, (unsigned)tm.tm_hour, 2);
+		put_char(&cached_out, ':');
+		put_padded(&cached_out, (unsigned)tm.tm_min, 2);
+		put_char(&cached_out, ':');
+		put_padded(&cached_out, (unsigned)tm.tm_sec, 2);
+		cached_secs = secs;
+	}
 	put_char(o, '"');
-	put_padded(o, (unsigned)tm.tm_year + 1900, 4);
-	put_char(o, '-');
-	put_padded(o, (unsigned)tm.tm_mon + 1, 2);
-	put_char(o, '-');
-	put_padded(o, (unsigned)tm.tm_mday, 2);
-	put_char(o, 'T');
-	put_padded(o, (unsigned)tm.tm_hour, 2);
-	put_char(o, ':');
-	put_padded(o, (unsigned)tm.tm_min, 2);
-	put_char(o, ':');
-	put_padded(o, (unsigned)tm.tm_sec, 2);
+	put_mem(o, cached, 19);
 	put_char(o, '.');
 	put_padded(o, (unsigned)(ts_us % 1000000), 6);
 	put_lit(o, "Z\"");
 }
 
+/* IPv4 by hand: inet_ntop formats it through sprintf, a fifth of the encoder's time. */
 static void put_addr_text(struct out *o, const struct qlog_addr *a)
 {
 	char text[INET6_ADDRSTRLEN];
+	size_t k = 0;
 
+	if (a->family == AF_INET) {
+		for (int i = 0; i < 4; i++) {
+			unsigned b = a->addr[i];
+			if (i)
+				text[k++] = '.';
+			if (b >= 100)
+				text[k++] = (char)('0' + b / 100);
+			if (b >= 10)
+				text[k++] = (char)('0' + b / 10 % 10);
+			text[k++] = (char)('0' + b % 10);
+		}
+		put_mem(o, text, k);
+		return;
+	}
 	inet_ntop(a->family, a->addr, text, sizeof text);
 	put_mem(o, text, strlen(text));
 }

@@ -629,3 +629,35 @@ Test(qlog, addresses_from_sockaddr)
 
 	cr_assert_eq(qlog_addr_from_sockaddr(&a, &port, (struct sockaddr *)&un), -EAFNOSUPPORT);
 }
+
+Test(qlog, ipv4_addresses_at_every_digit_count)
+{
+	static const char *const addrs[] = { "0.0.0.0", "9.10.99.100", "255.255.255.255",
+					     "127.1.0.5", "10.100.7.0" };
+	for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+		struct qlog_record r;
+		char buf[QLOG_JSON_MAX], want[64];
+		golden_record(&r);
+		set_ip(&r.client, AF_INET, addrs[i], 32);
+		cr_assert_gt(encode(&r, buf), 0);
+		snprintf(want, sizeof want, "\"client_ip\":\"%s\"", addrs[i]);
+		cr_assert(strstr(buf, want), "%s not in %s", want, buf);
+		assert_round_trip(&r);
+	}
+}
+
+Test(qlog, timestamps_across_a_second_boundary)
+{
+	struct qlog_record r;
+	char buf[QLOG_JSON_MAX];
+	golden_record(&r);
+	r.ts_us = 1795606726999999LL;
+	cr_assert_gt(encode(&r, buf), 0);
+	cr_assert(strstr(buf, "\"2026-11-25T11:38:46.999999Z\""), "%s", buf);
+	r.ts_us = 1795606727000000LL;
+	cr_assert_gt(encode(&r, buf), 0);
+	cr_assert(strstr(buf, "\"2026-11-25T11:38:47.000000Z\""), "%s", buf);
+	r.ts_us = 0;
+	cr_assert_gt(encode(&r, buf), 0);
+	cr_assert(strstr(buf, "\"1970-01-01T00:00:00.000000Z\""), "%s", buf);
+}
