@@ -104,7 +104,7 @@ static size_t fit_transport(struct query_state *st, const uint8_t *pkt, uint8_t 
 	if (st->rp.transport != TRANSPORT_UDP || len <= wire_udp_limit(&st->q))
 		return len;
 	stat_inc(&st->w->stats.truncated);
-	return wire_answer_minimal(out, cap, &st->q, pkt, 0, st->rcode, true, NULL);
+	return wire_answer_minimal(out, cap, &st->q, pkt, st->rcode, true, NULL);
 }
 
 static const uint8_t qlog_actions[STAT_ACTIONS] = {
@@ -208,7 +208,7 @@ static size_t answer_minimal(struct query_state *st, const uint8_t *pkt, uint8_t
 	st->rcode = rcode;
 	st->ede = text ? ede : 0;
 	st->action = action;
-	size_t n = wire_answer_minimal(out, cap, &st->q, pkt, 0, rcode, false, text ? &e : NULL);
+	size_t n = wire_answer_minimal(out, cap, &st->q, pkt, rcode, false, text ? &e : NULL);
 	finish(st);
 	return n;
 }
@@ -347,7 +347,7 @@ static void on_upstream(void *arg, struct upstream_result *res)
 			struct wire_ede ede = { EDE_NO_REACHABLE,
 						res->status == UPSTREAM_OK ? "upstream could not resolve"
 									   : "no upstream answered" };
-			len = wire_answer_minimal(buf, sizeof buf, &st->q, p->pkt, 0,
+			len = wire_answer_minimal(buf, sizeof buf, &st->q, p->pkt,
 						  WIRE_RCODE_SERVFAIL, false, &ede);
 		}
 	}
@@ -424,7 +424,7 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 			stat_inc(&w->stats.ratelimit_slipped);
 			st.action = STAT_RATELIMITED;
 			finish(&st);
-			return wire_answer_minimal(out, cap, &st.q, pkt, 0, 0, true, NULL);
+			return wire_answer_minimal(out, cap, &st.q, pkt, 0, true, NULL);
 		case RATELIMIT_DROP:
 			stat_inc(&w->stats.dropped);
 			st.action = STAT_RATELIMITED;

@@ -291,11 +291,9 @@ void wire_answer_end(struct wire_writer *w, const struct wire_query *q, uint16_t
 }
 
 size_t wire_answer_minimal(uint8_t *out, size_t cap, const struct wire_query *q,
-			   const uint8_t *pkt, size_t pkt_len, uint16_t rcode, bool tc,
-			   const struct wire_ede *ede)
+			   const uint8_t *pkt, uint16_t rcode, bool tc, const struct wire_ede *ede)
 {
 	struct wire_writer w = { .buf = out, .cap = cap };
-	(void)pkt_len;
 	wire_answer_begin(&w, q, pkt, (uint8_t)(rcode & 0xF));
 	if (tc && !w.overflow)
 		put16(out + 2, (uint16_t)(get16(out + 2) | WIRE_FLAG_TC));

@@ -123,8 +123,7 @@ void wire_answer_end(struct wire_writer *w, const struct wire_query *q, uint16_t
  * errors (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS) and TC=1 replies. Returns the length,
  * or 0 when nothing sensible can be sent (the packet is dropped). */
 size_t wire_answer_minimal(uint8_t *out, size_t cap, const struct wire_query *q,
-			   const uint8_t *pkt, size_t pkt_len, uint16_t rcode, bool tc,
-			   const struct wire_ede *ede);
+			   const uint8_t *pkt, uint16_t rcode, bool tc, const struct wire_ede *ede);
 
 /* --- reading upstream answers ----------------------------------------------------------- */
 

@@ -151,7 +151,7 @@ Test(wire, refused_with_ede_is_what_ldns_reads)
 	size_t len = ldns_query("Blocked.test.", LDNS_RR_TYPE_A, true, 1232, true, pkt);
 	cr_assert_eq(wire_parse_query(pkt, len, &q), WIRE_OK);
 	struct wire_ede ede = { 15, "malware; contact soc@ministry.example" };
-	size_t n = wire_answer_minimal(out, sizeof out, &q, pkt, len, WIRE_RCODE_REFUSED, false,
+	size_t n = wire_answer_minimal(out, sizeof out, &q, pkt, WIRE_RCODE_REFUSED, false,
 				       &ede);
 	cr_assert_gt(n, 0);
 	ldns_pkt *p = parse_with_ldns(out, n);
@@ -186,7 +186,7 @@ Test(wire, badvers_carries_the_extended_rcode)
 	size_t len = ldns_query("a.test.", LDNS_RR_TYPE_A, true, 1232, false, pkt);
 	pkt[len - 11 + 6] = 1;
 	cr_assert_eq(wire_parse_query(pkt, len, &q), WIRE_BADVERS);
-	size_t n = wire_answer_minimal(out, sizeof out, &q, pkt, len, WIRE_RCODE_BADVERS, false,
+	size_t n = wire_answer_minimal(out, sizeof out, &q, pkt, WIRE_RCODE_BADVERS, false,
 				       NULL);
 	ldns_pkt *p = parse_with_ldns(out, n);
 	cr_assert_eq(ldns_pkt_get_rcode(p), 0, "low bits of 16 are 0");
@@ -247,7 +247,7 @@ Test(wire, writer_reports_overflow_instead_of_writing_past_the_end)
 				false, pkt);
 	cr_assert_eq(wire_parse_query(pkt, len, &q), WIRE_OK);
 	struct wire_ede ede = { 17, "a long explanation that cannot fit" };
-	cr_assert_eq(wire_answer_minimal(out, sizeof out, &q, pkt, len, 5, false, &ede), 0);
+	cr_assert_eq(wire_answer_minimal(out, sizeof out, &q, pkt, 5, false, &ede), 0);
 }
 
 /* An upstream answer built by ldns: two A records, an authority NS, and an OPT. */
