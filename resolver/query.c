@@ -55,7 +55,6 @@ struct query_state {
  * question spelling. */
 struct pending {
 	struct query_state st;
-	size_t pkt_len;
 	uint8_t pkt[];
 };
 
@@ -370,7 +369,6 @@ static size_t forward(struct query_state *st, const uint8_t *pkt, size_t len, ui
 				      "out of memory", STAT_ERROR);
 	p->st = *st;
 	p->st.snap = NULL; /* the snapshot may be swapped before the answer comes */
-	p->pkt_len = len;
 	memcpy(p->pkt, pkt, len);
 	p->st.pkt = p->pkt;
 	if (p->st.rp.conn)
