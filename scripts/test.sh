@@ -50,6 +50,7 @@ layer "integration tests (C)" scripts/run-unit-tests.sh build/tests/integration/
 layer "integration tests (black-box)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   tests/integration
 layer "unit tests under ASan+UBSan" make --no-print-directory -j"$(nproc)" asan
+export AEGIS_FUZZ_SEED=${AEGIS_FUZZ_SEED:-1}
 layer "fuzzers (libFuzzer, ASan+UBSan)" make --no-print-directory -j"$(nproc)" fuzz \
   FUZZ_SECONDS="${AEGIS_FUZZ_SECONDS:-30}"
 
