@@ -101,6 +101,12 @@ static void on_response(struct evhttp_request *req, void *arg)
 		schedule(f, 0);
 		return;
 	}
+	if (code == 503) {
+		/* tenantd is up but has no snapshot yet (first compile running): ask again soon
+		 * rather than backing off, so a node started first gets its policy at once. */
+		schedule(f, BACKOFF_MIN_MS);
+		return;
+	}
 	if (code != 200) {
 		char why[64];
 		snprintf(why, sizeof why, "HTTP status %d", code);

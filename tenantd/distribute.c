@@ -74,7 +74,8 @@ static struct blob *current_get(struct distribute *d)
 static int gzip(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 {
 	z_stream z = { 0 };
-	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	/* Fastest level: at national scale level 6 took 1.6 s of a change's path to the nodes. */
+	if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
 	size_t cap = deflateBound(&z, len);
 	*out = malloc(cap);

@@ -325,7 +325,7 @@ static int store(PGconn *conn, const struct feed *f, const struct entries *e,
 		       f->id, d->etag, d->last_modified, sha, total) < 0 ||
 	    pg_command(conn, "INSERT INTO feed_refreshes (feed_id, started_at, finished_at, outcome,"
 			     " http_status, bytes_fetched, entries_total, entries_added,"
-			     " entries_removed, lines_invalid, details) VALUES ($1, $2, now(),"
+			     " entries_removed, lines_invalid, details) VALUES ($1, $2, clock_timestamp(),"
 			     " 'updated', NULLIF($3, '0')::smallint, $4, $5, $6, $7, $8, $9)",
 		       f->id, started, d->http_status ? "200" : "0", bytes, total, added, removed,
 		       invalid, details) < 0 ||
@@ -353,7 +353,7 @@ static void record_failure(PGconn *conn, const struct feed *f, const char *start
 	if (pg_command(conn, "UPDATE feeds SET status = CASE WHEN fetched_at IS NULL THEN 'error' "
 			     "ELSE 'stale' END, status_reason = $2 WHERE id = $1", f->id, why) < 0 ||
 	    pg_command(conn, "INSERT INTO feed_refreshes (feed_id, started_at, finished_at, outcome,"
-			     " error, http_status) VALUES ($1, $2, now(), 'failed', $3,"
+			     " error, http_status) VALUES ($1, $2, clock_timestamp(), 'failed', $3,"
 			     " NULLIF($4, '0')::smallint)", f->id, started, why, status) < 0)
 		log_err("feed_failure_not_recorded", "feed=%s", f->name);
 }
@@ -366,7 +366,7 @@ static void record_unchanged(PGconn *conn, const struct feed *f, const char *sta
 	if (pg_command(conn, "UPDATE feeds SET status = 'ok', status_reason = '', fetched_at = now()"
 			     " WHERE id = $1", f->id) < 0 ||
 	    pg_command(conn, "INSERT INTO feed_refreshes (feed_id, started_at, finished_at, outcome,"
-			     " bytes_fetched, entries_total) SELECT $1, $2, now(), 'unchanged', $3,"
+			     " bytes_fetched, entries_total) SELECT $1, $2, clock_timestamp(), 'unchanged', $3,"
 			     " entry_count FROM feeds WHERE id = $1", f->id, started, bytes) < 0)
 		log_err("feed_refresh_not_recorded", "feed=%s", f->name);
 }
@@ -391,7 +391,8 @@ static int refresh(PGconn *conn, const struct feed *f, size_t max, unsigned time
 	int rc;
 
 	auto_pqclear PGresult *now = pg_query(conn, "UPDATE feeds SET last_attempt_at = now() "
-						    "WHERE id = $1 RETURNING now()::text", f->id);
+						    "WHERE id = $1 RETURNING clock_timestamp()::text",
+					      f->id);
 	snprintf(started, sizeof started, "%s", now ? PQgetvalue(now, 0, 0) : "now");
 	if (feed_format_parse(f->format, &fmt) < 0) {
 		record_failure(conn, f, started, "unknown format", 0);

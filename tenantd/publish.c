@@ -1,6 +1,7 @@
 /* publish.c -- compile, validate, record. */
 #include "publish.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,28 @@ static int store_content(PGconn *conn, const char *version, const char *path)
 	snprintf(keep, sizeof keep, "%d", PUBLISH_KEEP_CONTENT);
 	return pg_command(conn, "UPDATE snapshots SET content = NULL WHERE version <= $1::bigint - "
 				"$2::bigint AND content IS NOT NULL", version, keep);
+}
+
+/* Old images are served from memory, never from these files: keep the last few for the
+ * operator, delete the rest so a busy day does not fill the disk. */
+static void prune_files(const char *dir, uint64_t newest)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long v;
+		int end = 0;
+		char path[4200];
+		/* Exactly policy-<version>.snap: never a temporary file being written. */
+		if (sscanf(e->d_name, "policy-%llu.snap%n", &v, &end) != 1 || !end ||
+		    e->d_name[end] != '\0' || v + PUBLISH_KEEP_CONTENT > newest)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
 }
 
 int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
@@ -109,6 +132,7 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 		record_failure(conn, version, err);
 		return -EIO;
 	}
+	prune_files(dir, out->version);
 	log_info("snapshot_published", "version=%s path=%s tenants=%u networks=%u list_entries=%llu "
 		 "feed_names=%llu skipped=%llu ms=%ld", version, out->path, stats->tenants,
 		 stats->networks, (unsigned long long)stats->list_entries,
@@ -153,5 +177,6 @@ int publish_fetch_latest(PGconn *conn, const char *dir, uint64_t newer_than,
 	}
 	memcpy(out->sha256, snapshot_checksum(s), sizeof out->sha256);
 	snapshot_close(s);
+	prune_files(dir, out->version);
 	return 1;
 }

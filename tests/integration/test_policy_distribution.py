@@ -90,7 +90,7 @@ def test_a_deny_list_change_reaches_the_node_at_once(platform):
     assert addresses(node.ask("www.school.test", source="127.1.0.5")), "only that tenant"
 
 
-def test_a_burst_of_changes_compiles_once(platform):
+def test_a_burst_of_changes_compiles_once(platform, tmp_path):
     seed, (ministry, school, hospital), td, node = platform
     before = seed.sql("SELECT count(*) FROM snapshots")[0][0]
     with seed.conn.cursor() as cur:  # 20 changes committed back to back
@@ -104,6 +104,12 @@ def test_a_burst_of_changes_compiles_once(platform):
     time.sleep(0.5)
     after = seed.sql("SELECT count(*) FROM snapshots")[0][0]
     assert after - before <= 3, f"{after - before} compiles for one burst"
+    for i in range(8):  # more versions than tenantd keeps on disk
+        seed.list_entries("national", "block", [f"version{i}.test"])
+        assert wait_until(lambda: node.ask(f"version{i}.test", source="127.1.0.5").rcode()
+                          == dns.rcode.NXDOMAIN, 5)
+    files = sorted((tmp_path / "snapshots").glob("policy-*.snap"))
+    assert 1 <= len(files) <= 5, [f.name for f in files]
 
 
 def test_node_reports_the_version_it_runs(platform):
