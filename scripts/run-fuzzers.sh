@@ -7,8 +7,6 @@ set -uo pipefail
 
 seconds=$1; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
-# Leaks inside third-party libraries are not ours to fix; see the file for each one.
-export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 # A fixed seed (AEGIS_FUZZ_SEED) makes a run repeatable: what CI found, a developer finds.
 seed_opt=()
 [ -n "${AEGIS_FUZZ_SEED:-}" ] && seed_opt=(-seed="$AEGIS_FUZZ_SEED")
@@ -20,7 +18,11 @@ for bin in "$@"; do
   mkdir -p "$corpus" "$artifacts"
   seeds=()
   [ -d "$root/tests/fuzz/corpus/$name" ] && seeds=("$root/tests/fuzz/corpus/$name")
-  if "$bin" "${seed_opt[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  # Per-target flags, with the reason beside them, in tests/fuzz/<name>.options.
+  extra=()
+  [ -f "$root/tests/fuzz/$name.options" ] &&
+    mapfile -t extra < <(grep -v '^#' "$root/tests/fuzz/$name.options" | grep .)
+  if "$bin" "${seed_opt[@]}" "${extra[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$artifacts" "$corpus" "${seeds[@]}" > "$root/build/fuzz/$name.log" 2>&1; then
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$root/build/fuzz/$name.log" |
             grep -oE '[0-9]+$' || echo '?')
