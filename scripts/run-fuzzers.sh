@@ -18,11 +18,14 @@ for bin in "$@"; do
   mkdir -p "$corpus" "$artifacts"
   seeds=()
   [ -d "$root/tests/fuzz/corpus/$name" ] && seeds=("$root/tests/fuzz/corpus/$name")
-  # Per-target flags, with the reason beside them, in tests/fuzz/<name>.options.
-  extra=()
-  [ -f "$root/tests/fuzz/$name.options" ] &&
-    mapfile -t extra < <(grep -v '^#' "$root/tests/fuzz/$name.options" | grep .)
-  if "$bin" "${seed_opt[@]}" "${extra[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  # Per-target flags (-x=y) and environment (X=y), with the reason beside them, in
+  # tests/fuzz/<name>.options.
+  extra=() envs=()
+  if [ -f "$root/tests/fuzz/$name.options" ]; then
+    mapfile -t extra < <(grep '^-' "$root/tests/fuzz/$name.options")
+    mapfile -t envs < <(grep -E '^[A-Z_]+=' "$root/tests/fuzz/$name.options")
+  fi
+  if env "${envs[@]}" "$bin" "${seed_opt[@]}" "${extra[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$artifacts" "$corpus" "${seeds[@]}" > "$root/build/fuzz/$name.log" 2>&1; then
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$root/build/fuzz/$name.log" |
             grep -oE '[0-9]+$' || echo '?')
