@@ -1,6 +1,8 @@
 /* snapshot.c -- writer and validating reader of the policy snapshot (docs/snapshot.md). */
 #include "snapshot.h"
 
+#include "atomicfile.h"
+
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
@@ -792,52 +794,6 @@ static int check_unique_ids(struct snapshot_builder *b, char *err, size_t errlen
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Temporary file in the same folder, fsync, rename, fsync of the folder: readers see the old
- * file or the new one, and a crash cannot leave a renamed but empty file behind. */
-static int write_file_atomically(const char *path, const uint8_t *data, size_t len, char *err,
-				 size_t errlen)
-{
-	size_t plen = strlen(path);
-	auto_free char *tmp = malloc(plen + 12);
-	auto_free char *dir = strdup(path);
-	if (!tmp || !dir)
-		return fail(err, errlen, ENOMEM, "out of memory");
-	snprintf(tmp, plen + 12, "%s.tmp.XXXXXX", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return fail(err, errlen, errno, "cannot create %s: %m", tmp);
-	int rc = fchmod(fd, 0644) < 0 ? -errno : write_all(fd, data, len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return fail(err, errlen, -rc, "cannot write %s: %s", path, strerror(-rc));
-	}
-	auto_close int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		fsync(dfd);
-	return 0;
-}
-
 struct layout {
 	uint64_t offset[SEC_COUNT];
 	uint64_t size[SEC_COUNT];
@@ -997,7 +953,7 @@ int snapshot_builder_write(struct snapshot_builder *b, const char *path, char *e
 		rc = fail(err, errlen, -rc, "cannot compute SHA-256");
 		goto out;
 	}
-	rc = write_file_atomically(path, img, l.total, err, errlen);
+	rc = atomicfile_write(path, img, l.total, err, errlen);
 	goto out;
 nomem:
 	rc = fail(err, errlen, ENOMEM, "out of memory");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cache.h"
 #include "cleanup.h"
 #include "daemon.h"
@@ -247,16 +248,7 @@ static int apply_fetched(void *arg, const uint8_t *data, size_t len, char *err, 
 	struct snapshot *s = snapshot_open_buffer(data, len, err, errlen);
 	if (!s)
 		return -EINVAL;
-	char tmp[sizeof watch.path + 16];
-	snprintf(tmp, sizeof tmp, "%s.XXXXXX", watch.path);
-	int fd = mkstemp(tmp);
-	bool ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, watch.path) < 0) {
-		snprintf(err, errlen, "cannot persist %s: %s", watch.path, strerror(errno));
-		if (fd >= 0)
-			unlink(tmp);
+	if (atomicfile_write(watch.path, data, len, err, errlen) < 0) {
 		snapshot_close(s);
 		return -EIO;
 	}

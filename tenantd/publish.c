@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <stdbool.h>
 
+#include "atomicfile.h"
 #include "cleanup.h"
 #include "log.h"
 #include "pg.h"
@@ -144,7 +145,7 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 int publish_fetch_latest(PGconn *conn, const char *dir, uint64_t newer_than,
 			 struct published *out)
 {
-	char after[24], err[256], tmp[4200];
+	char after[24], err[256];
 	snprintf(after, sizeof after, "%llu", (unsigned long long)newer_than);
 	const char *params[] = { after };
 	auto_pqclear PGresult *res = pg_query_binary(
@@ -159,15 +160,9 @@ int publish_fetch_latest(PGconn *conn, const char *dir, uint64_t newer_than,
 	snprintf(version, sizeof version, "%.*s", PQgetlength(res, 0, 0), PQgetvalue(res, 0, 0));
 	out->version = strtoull(version, NULL, 10);
 	snprintf(out->path, sizeof out->path, "%s/policy-%s.snap", dir, version);
-	snprintf(tmp, sizeof tmp, "%s.XXXXXX", out->path);
-	int fd = mkstemp(tmp);
-	size_t len = (size_t)PQgetlength(res, 0, 1);
-	bool ok = fd >= 0 && write(fd, PQgetvalue(res, 0, 1), len) == (ssize_t)len && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, out->path) < 0) {
-		log_err("snapshot_copy_failed", "path=%s error=\"%s\"", out->path, strerror(errno));
-		unlink(tmp);
+	if (atomicfile_write(out->path, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), err,
+			     sizeof err) < 0) {
+		log_err("snapshot_copy_failed", "error=\"%s\"", err);
 		return -1;
 	}
 	struct snapshot *s = snapshot_open(out->path, err, sizeof err);
