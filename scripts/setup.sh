@@ -14,7 +14,7 @@ DEB_PACKAGES=(
   libldns-dev libcriterion-dev libconfig-dev libsystemd-dev zlib1g-dev libxxhash-dev
   libcurl4-openssl-dev
   postgresql postgresql-contrib nsd knot-dnsutils dnsutils kcat dnsperf unbound
-  openjdk-17-jre-headless maven python3 python3-pytest python3-dnspython python3-psycopg2
+  openjdk-17-jre-headless maven python3 python3-pytest python3-dnspython python3-psycopg2 python3-jsonschema
   iproute2 procps curl ca-certificates ansible ansible-lint
 )
 
