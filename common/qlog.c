@@ -158,36 +158,32 @@ static const char *record_problem(const struct qlog_record *r)
 
 /* ---- encoder ---- */
 
-/* Every write is bounds-checked; once one does not fit, full stays set and the rest is junk
- * the caller never sees. */
-struct out {
-	char *p, *end;
-	bool full;
-};
+/* The writers below advance a cursor without bounds checks: qlog_encode_json() hands them a
+ * buffer of QLOG_JSON_MAX bytes, which the longest record cannot outgrow. Its parts at their
+ * worst: a name of 255 bytes each written \DDD (5 output bytes per input byte), text fields of
+ * \u00XX escapes (6 per byte), and under 1 KiB for keys, ids, time, addresses and numbers. */
+#define NAME_JSON_MAX(n) (2 + 5 * (n))
+#define TEXT_JSON_MAX(n) (2 + 6 * (n))
+_Static_assert(2 * NAME_JSON_MAX(QLOG_NAME_MAX) + TEXT_JSON_MAX(QLOG_NODE_MAX) +
+	       TEXT_JSON_MAX(QLOG_CATEGORY_MAX) + 1024 < QLOG_JSON_MAX,
+	       "QLOG_JSON_MAX cannot hold the longest record");
 
-static void put_char(struct out *o, char c)
+static inline char *put_mem(char *p, const void *s, size_t n)
 {
-	if (o->p < o->end)
-		*o->p++ = c;
-	else
-		o->full = true;
+	memcpy(p, s, n);
+	return p + n;
 }
 
-static void put_mem(struct out *o, const void *s, size_t n)
-{
-	if ((size_t)(o->end - o->p) >= n) {
-		memcpy(o->p, s, n);
-		o->p += n;
-	} else {
-		o->full = true;
-	}
-}
+#define put_lit(p, s) put_mem(p, s, sizeof(s) - 1)
 
-#define put_lit(o, s) put_mem(o, s, sizeof(s) - 1)
+static inline char *put_str(char *p, const char *s)
+{
+	return put_mem(p, s, strlen(s));
+}
 
 static const char hex_digits[] = "0123456789abcdef";
 
-static void put_u64(struct out *o, uint64_t v)
+static char *put_u64(char *p, uint64_t v)
 {
 	char tmp[20];
 	size_t i = sizeof tmp;
@@ -196,311 +192,300 @@ static void put_u64(struct out *o, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	put_mem(o, tmp + i, sizeof tmp - i);
+	return put_mem(p, tmp + i, sizeof tmp - i);
 }
 
 /* Digits of v, zero-padded to width. */
-static void put_padded(struct out *o, unsigned v, unsigned width)
+static char *put_padded(char *p, unsigned v, unsigned width)
 {
-	char tmp[8];
-
 	for (unsigned i = width; i-- > 0; v /= 10)
-		tmp[i] = (char)('0' + v % 10);
-	put_mem(o, tmp, width);
+		p[i] = (char)('0' + v % 10);
+	return p + width;
 }
 
-static void put_hex(struct out *o, const uint8_t *b, size_t n)
+static char *put_hex(char *p, const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		put_char(o, hex_digits[b[i] >> 4]);
-		put_char(o, hex_digits[b[i] & 15]);
+		*p++ = hex_digits[b[i] >> 4];
+		*p++ = hex_digits[b[i] & 15];
 	}
+	return p;
 }
 
-/* Built in a local buffer and copied once: two uuids per record, one bounds check each. */
-static void put_uuid(struct out *o, const uint8_t u[16])
+static char *put_uuid(char *p, const uint8_t u[16])
 {
-	char s[38];
-	size_t k = 0;
-
-	s[k++] = '"';
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			s[k++] = '-';
-		s[k++] = hex_digits[u[i] >> 4];
-		s[k++] = hex_digits[u[i] & 15];
-	}
-	s[k++] = '"';
-	put_mem(o, s, k);
+	*p++ = '"';
+	p = put_hex(p, u, 4);
+	*p++ = '-';
+	p = put_hex(p, u + 4, 2);
+	*p++ = '-';
+	p = put_hex(p, u + 6, 2);
+	*p++ = '-';
+	p = put_hex(p, u + 8, 2);
+	*p++ = '-';
+	p = put_hex(p, u + 10, 6);
+	*p++ = '"';
+	return p;
 }
 
-static void put_uuid_or_null(struct out *o, bool has, const uint8_t u[16])
+static char *put_uuid_or_null(char *p, bool has, const uint8_t u[16])
 {
-	if (has)
-		put_uuid(o, u);
-	else
-		put_lit(o, "null");
+	return has ? put_uuid(p, u) : put_lit(p, "null");
 }
 
 /* A byte string as a JSON string. Bytes >= 0x80 become \u00XX of the byte value, so the
  * output is ASCII whatever the input, and decoding maps U+0000..U+00FF back to bytes. */
-static void put_text(struct out *o, const char *s)
+static char *put_text(char *p, const char *s)
 {
-	put_char(o, '"');
+	*p++ = '"';
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\') {
-			put_char(o, '\\');
-			put_char(o, (char)c);
+			*p++ = '\\';
+			*p++ = (char)c;
 		} else if (c < 0x20 || c >= 0x7f) {
-			char esc[6] = { '\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15] };
-			put_mem(o, esc, sizeof esc);
+			p = put_lit(p, "\\u00");
+			*p++ = hex_digits[c >> 4];
+			*p++ = hex_digits[c & 15];
 		} else {
-			put_char(o, (char)c);
+			*p++ = (char)c;
 		}
 	}
-	put_char(o, '"');
+	*p++ = '"';
+	return p;
 }
+
+/* Label bytes written as they are in a presentation-format name inside a JSON string: the
+ * printable ASCII except '.', '\' and '"'. */
+static const bool name_byte_plain[256] = {
+	[0x21] = true, [0x23 ... 0x2d] = true, [0x2f ... 0x5b] = true, [0x5d ... 0x7e] = true,
+};
 
 /* A wire-format name in presentation format (RFC 1035 5.1, RFC 4343): "." and "\" inside a
  * label are backslash-escaped, bytes outside 0x21..0x7e written \DDD; no trailing dot, the
  * root is ".". Then JSON-escaped, so "a\.b" is written "a\\.b". Not ldns_rdf2buffer_str_dname:
  * it makes one printf call per character (about a microsecond per name). */
-static void put_name(struct out *o, const uint8_t *n, size_t len)
+static char *put_name(char *p, const uint8_t *n, size_t len)
 {
 	size_t i = 0;
 
-	put_char(o, '"');
+	*p++ = '"';
 	if (len == 1)
-		put_char(o, '.');
+		*p++ = '.';
 	while (i < len && n[i]) {
 		size_t end = i + 1 + n[i];
 		if (i)
-			put_char(o, '.');
+			*p++ = '.';
 		for (i++; i < end; i++) {
 			uint8_t c = n[i];
-			if (c == '.') {
-				put_lit(o, "\\\\.");
-			} else if (c == '\\') {
-				put_lit(o, "\\\\\\\\");
-			} else if (c == '"') {
-				put_lit(o, "\\\"");
-			} else if (c > 0x20 && c < 0x7f) {
-				put_char(o, (char)c);
-			} else {
-				put_lit(o, "\\\\");
-				put_padded(o, c, 3);
-			}
+			if (name_byte_plain[c])
+				*p++ = (char)c;
+			else if (c == '.')
+				p = put_lit(p, "\\\\.");
+			else if (c == '\\')
+				p = put_lit(p, "\\\\\\\\");
+			else if (c == '"')
+				p = put_lit(p, "\\\"");
+			else
+				p = put_padded(put_lit(p, "\\\\"), c, 3);
 		}
 	}
-	put_char(o, '"');
+	*p++ = '"';
+	return p;
 }
 
 /* RFC 3339 UTC with microseconds: "2026-11-25T11:38:46.123456Z". Records come in time
  * order, so the date and time of day are formatted once a second per thread. */
-static void put_ts(struct out *o, int64_t ts_us)
+static char *put_ts(char *p, int64_t ts_us)
 {
 	static __thread int64_t cached_secs = -1;
-	static __thread struct out cached_out;
-	static __thread char cached[20];
+	static __thread char cached[19];
 	int64_t secs = ts_us / 1000000;
 
 	if (secs != cached_secs) {
 		time_t t = (time_t)secs;
 		struct tm tm;
+		char *c = cached;
 		gmtime_r(&t, &tm);
-		cached_out = (struct out){ .p = cached, .end = cached + sizeof cached };
-		put_padded(&cached_out, (unsigned)tm.tm_year + 1900, 4);
-		put_char(&cached_out, '-');
-		put_padded(&cached_out, (unsigned)tm.tm_mon + 1, 2);
-		put_char(&cached_out, '-');
-		put_padded(&cached_out, (unsigned)tm.tm_mday, 2);
-		put_char(&cached_out, 'T');
-		put_padded(&cached_out, (unsigned)tm.tm_hour, 2);
-		put_char(&cached_out, ':');
-		put_padded(&cached_out, (unsigned)tm.tm_min, 2);
-		put_char(&cached_out, ':');
-		put_padded(&cached_out, (unsigned)tm.tm_sec, 2);
+		c = put_padded(c, (unsigned)tm.tm_year + 1900, 4);
+		*c++ = '-';
+		c = put_padded(c, (unsigned)tm.tm_mon + 1, 2);
+		*c++ = '-';
+		c = put_padded(c, (unsigned)tm.tm_mday, 2);
+		*c++ = 'T';
+		c = put_padded(c, (unsigned)tm.tm_hour, 2);
+		*c++ = ':';
+		c = put_padded(c, (unsigned)tm.tm_min, 2);
+		*c++ = ':';
+		put_padded(c, (unsigned)tm.tm_sec, 2);
 		cached_secs = secs;
 	}
-	put_char(o, '"');
-	put_mem(o, cached, 19);
-	put_char(o, '.');
-	put_padded(o, (unsigned)(ts_us % 1000000), 6);
-	put_lit(o, "Z\"");
+	*p++ = '"';
+	p = put_mem(p, cached, sizeof cached);
+	*p++ = '.';
+	p = put_padded(p, (unsigned)(ts_us % 1000000), 6);
+	return put_lit(p, "Z\"");
 }
 
 /* IPv4 by hand: inet_ntop formats it through sprintf, a fifth of the encoder's time. */
-static void put_addr_text(struct out *o, const struct qlog_addr *a)
+static char *put_addr_text(char *p, const struct qlog_addr *a)
 {
-	char text[INET6_ADDRSTRLEN];
-	size_t k = 0;
-
 	if (a->family == AF_INET) {
 		for (int i = 0; i < 4; i++) {
 			unsigned b = a->addr[i];
 			if (i)
-				text[k++] = '.';
+				*p++ = '.';
 			if (b >= 100)
-				text[k++] = (char)('0' + b / 100);
+				*p++ = (char)('0' + b / 100);
 			if (b >= 10)
-				text[k++] = (char)('0' + b / 10 % 10);
-			text[k++] = (char)('0' + b % 10);
+				*p++ = (char)('0' + b / 10 % 10);
+			*p++ = (char)('0' + b % 10);
 		}
-		put_mem(o, text, k);
-		return;
+		return p;
 	}
-	inet_ntop(a->family, a->addr, text, sizeof text);
-	put_mem(o, text, strlen(text));
+	inet_ntop(a->family, a->addr, p, INET6_ADDRSTRLEN);
+	return p + strlen(p);
 }
 
 /* "192.0.2.1", "2001:db8::1", or a truncated prefix "10.1.2.0/24". */
-static void put_client(struct out *o, const struct qlog_addr *a)
+static char *put_client(char *p, const struct qlog_addr *a)
 {
-	put_char(o, '"');
-	put_addr_text(o, a);
+	*p++ = '"';
+	p = put_addr_text(p, a);
 	if (!addr_whole(a)) {
-		put_char(o, '/');
-		put_u64(o, a->prefix);
+		*p++ = '/';
+		p = put_u64(p, a->prefix);
 	}
-	put_char(o, '"');
+	*p++ = '"';
+	return p;
 }
 
 /* "192.0.2.53:53" or "[2001:db8::53]:53". */
-static void put_upstream(struct out *o, const struct qlog_addr *a, uint16_t port)
+static char *put_upstream(char *p, const struct qlog_addr *a, uint16_t port)
 {
-	put_char(o, '"');
+	*p++ = '"';
 	if (a->family == AF_INET6)
-		put_char(o, '[');
-	put_addr_text(o, a);
+		*p++ = '[';
+	p = put_addr_text(p, a);
 	if (a->family == AF_INET6)
-		put_char(o, ']');
-	put_char(o, ':');
-	put_u64(o, port);
-	put_char(o, '"');
+		*p++ = ']';
+	*p++ = ':';
+	p = put_u64(p, port);
+	*p++ = '"';
+	return p;
 }
 
-static void put_rule(struct out *o, const struct qlog_rule *u)
+static char *put_rule(char *p, const struct qlog_rule *u)
 {
-	if (u->kind == QLOG_RULE_NONE) {
-		put_lit(o, "null");
-		return;
-	}
-	put_lit(o, "{\"kind\":\"");
-	put_mem(o, rule_kind_names[u->kind], strlen(rule_kind_names[u->kind]));
-	put_lit(o, "\",\"category\":");
-	if (u->category[0])
-		put_text(o, u->category);
-	else
-		put_lit(o, "null");
-	put_lit(o, ",\"mode\":");
+	if (u->kind == QLOG_RULE_NONE)
+		return put_lit(p, "null");
+	p = put_lit(p, "{\"kind\":\"");
+	p = put_str(p, rule_kind_names[u->kind]);
+	p = put_lit(p, "\",\"category\":");
+	p = u->category[0] ? put_text(p, u->category) : put_lit(p, "null");
+	p = put_lit(p, ",\"mode\":");
 	if (u->mode != QLOG_MODE_NONE) {
-		put_char(o, '"');
-		put_mem(o, mode_names[u->mode], strlen(mode_names[u->mode]));
-		put_char(o, '"');
+		*p++ = '"';
+		p = put_str(p, mode_names[u->mode]);
+		*p++ = '"';
 	} else {
-		put_lit(o, "null");
+		p = put_lit(p, "null");
 	}
-	put_lit(o, ",\"matched\":");
-	put_name(o, u->matched, u->matched_len);
-	put_lit(o, ",\"list_id\":");
-	put_uuid_or_null(o, u->has_list_id, u->list_id);
-	put_lit(o, ",\"feed_id\":");
-	put_uuid_or_null(o, u->has_feed_id, u->feed_id);
-	put_char(o, '}');
+	p = put_lit(p, ",\"matched\":");
+	p = put_name(p, u->matched, u->matched_len);
+	p = put_lit(p, ",\"list_id\":");
+	p = put_uuid_or_null(p, u->has_list_id, u->list_id);
+	p = put_lit(p, ",\"feed_id\":");
+	p = put_uuid_or_null(p, u->has_feed_id, u->feed_id);
+	*p++ = '}';
+	return p;
+}
+
+/* Writes r into buf, which holds QLOG_JSON_MAX bytes; returns the end (no NUL written). */
+static char *put_record(char *p, const struct qlog_record *r)
+{
+	p = put_lit(p, "{\"v\":1,\"event_id\":");
+	p = put_uuid(p, r->event_id);
+	p = put_lit(p, ",\"ts\":");
+	p = put_ts(p, r->ts_us);
+	p = put_lit(p, ",\"node\":");
+	p = put_text(p, r->node);
+	p = put_lit(p, ",\"tenant_id\":");
+	p = put_uuid_or_null(p, r->has_tenant, r->tenant_id);
+	p = put_lit(p, ",\"client_ip\":");
+	p = r->client.family ? put_client(p, &r->client) : put_lit(p, "null");
+	p = put_lit(p, ",\"client_pseudonym\":");
+	if (r->client_pseudonym_len) {
+		*p++ = '"';
+		p = put_hex(p, r->client_pseudonym, r->client_pseudonym_len);
+		*p++ = '"';
+	} else {
+		p = put_lit(p, "null");
+	}
+	p = put_lit(p, ",\"client_port\":");
+	p = put_u64(p, r->client_port);
+	p = put_lit(p, ",\"transport\":\"");
+	p = put_str(p, transport_names[r->transport]);
+	p = put_lit(p, "\",\"qname\":");
+	p = put_name(p, r->qname, r->qname_len);
+	p = put_lit(p, ",\"qtype\":");
+	p = put_u64(p, r->qtype);
+	p = put_lit(p, ",\"qtype_name\":\"");
+	const char *tname = type_name_find(r->qtype);
+	if (tname)
+		p = put_str(p, tname);
+	else
+		p = put_u64(put_lit(p, "TYPE"), r->qtype);  /* RFC 3597 */
+	p = put_lit(p, "\",\"rcode\":");
+	if (r->has_rcode) {
+		p = put_u64(p, r->rcode);
+		p = put_lit(p, ",\"rcode_name\":\"");
+		if (r->rcode < ARRAY_LEN(rcode_names) && rcode_names[r->rcode])
+			p = put_str(p, rcode_names[r->rcode]);
+		else
+			p = put_u64(put_lit(p, "RCODE"), r->rcode);
+		*p++ = '"';
+	} else {
+		p = put_lit(p, "null,\"rcode_name\":null");
+	}
+	p = put_lit(p, ",\"action\":\"");
+	p = put_str(p, action_names[r->action]);
+	p = put_lit(p, "\",\"rule\":");
+	p = put_rule(p, &r->rule);
+	p = put_lit(p, ",\"ede\":");
+	p = r->has_ede ? put_u64(p, r->ede) : put_lit(p, "null");
+	if (r->cache_hit)
+		p = put_lit(p, ",\"cache_hit\":true,\"upstream\":");
+	else
+		p = put_lit(p, ",\"cache_hit\":false,\"upstream\":");
+	p = r->upstream.family ? put_upstream(p, &r->upstream, r->upstream_port)
+			       : put_lit(p, "null");
+	p = put_lit(p, ",\"upstream_latency_us\":");
+	p = r->has_latency ? put_u64(p, r->upstream_latency_us) : put_lit(p, "null");
+	p = put_lit(p, ",\"snapshot\":");
+	p = put_u64(p, r->snapshot);
+	*p++ = '}';
+	return p;
 }
 
 int qlog_encode_json(const struct qlog_record *r, char *buf, size_t cap)
 {
-	struct out o = { .p = buf, .end = buf + cap };
+	char spare[QLOG_JSON_MAX];
+	size_t len;
 
 	if (record_problem(r))
 		return -EINVAL;
-	if (cap == 0)
-		return -ENOSPC;
-	o.end--;  /* room for the NUL */
-
-	put_lit(&o, "{\"v\":1,\"event_id\":");
-	put_uuid(&o, r->event_id);
-	put_lit(&o, ",\"ts\":");
-	put_ts(&o, r->ts_us);
-	put_lit(&o, ",\"node\":");
-	put_text(&o, r->node);
-	put_lit(&o, ",\"tenant_id\":");
-	put_uuid_or_null(&o, r->has_tenant, r->tenant_id);
-	put_lit(&o, ",\"client_ip\":");
-	if (r->client.family)
-		put_client(&o, &r->client);
-	else
-		put_lit(&o, "null");
-	put_lit(&o, ",\"client_pseudonym\":");
-	if (r->client_pseudonym_len) {
-		put_char(&o, '"');
-		put_hex(&o, r->client_pseudonym, r->client_pseudonym_len);
-		put_char(&o, '"');
+	if (cap >= QLOG_JSON_MAX) {
+		len = (size_t)(put_record(buf, r) - buf);
 	} else {
-		put_lit(&o, "null");
+		/* A short buffer: encode aside, then copy if it fits. */
+		len = (size_t)(put_record(spare, r) - spare);
+		if (len >= cap)
+			return -ENOSPC;
+		memcpy(buf, spare, len);
 	}
-	put_lit(&o, ",\"client_port\":");
-	put_u64(&o, r->client_port);
-	put_lit(&o, ",\"transport\":\"");
-	put_mem(&o, transport_names[r->transport], strlen(transport_names[r->transport]));
-	put_lit(&o, "\",\"qname\":");
-	put_name(&o, r->qname, r->qname_len);
-	put_lit(&o, ",\"qtype\":");
-	put_u64(&o, r->qtype);
-	put_lit(&o, ",\"qtype_name\":\"");
-	const char *tname = type_name_find(r->qtype);
-	if (tname) {
-		put_mem(&o, tname, strlen(tname));
-	} else {
-		put_lit(&o, "TYPE");  /* RFC 3597 */
-		put_u64(&o, r->qtype);
-	}
-	put_lit(&o, "\",\"rcode\":");
-	if (r->has_rcode) {
-		put_u64(&o, r->rcode);
-		put_lit(&o, ",\"rcode_name\":\"");
-		if (r->rcode < ARRAY_LEN(rcode_names) && rcode_names[r->rcode]) {
-			put_mem(&o, rcode_names[r->rcode], strlen(rcode_names[r->rcode]));
-		} else {
-			put_lit(&o, "RCODE");
-			put_u64(&o, r->rcode);
-		}
-		put_char(&o, '"');
-	} else {
-		put_lit(&o, "null,\"rcode_name\":null");
-	}
-	put_lit(&o, ",\"action\":\"");
-	put_mem(&o, action_names[r->action], strlen(action_names[r->action]));
-	put_lit(&o, "\",\"rule\":");
-	put_rule(&o, &r->rule);
-	put_lit(&o, ",\"ede\":");
-	if (r->has_ede)
-		put_u64(&o, r->ede);
-	else
-		put_lit(&o, "null");
-	if (r->cache_hit)
-		put_lit(&o, ",\"cache_hit\":true,\"upstream\":");
-	else
-		put_lit(&o, ",\"cache_hit\":false,\"upstream\":");
-	if (r->upstream.family)
-		put_upstream(&o, &r->upstream, r->upstream_port);
-	else
-		put_lit(&o, "null");
-	put_lit(&o, ",\"upstream_latency_us\":");
-	if (r->has_latency)
-		put_u64(&o, r->upstream_latency_us);
-	else
-		put_lit(&o, "null");
-	put_lit(&o, ",\"snapshot\":");
-	put_u64(&o, r->snapshot);
-	put_char(&o, '}');
-
-	if (o.full)
-		return -ENOSPC;
-	*o.p = '\0';
-	return (int)(o.p - buf);
+	buf[len] = '\0';
+	return (int)len;
 }
 
 /* ---- decoder ---- */
