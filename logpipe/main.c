@@ -2,15 +2,83 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon.h"
+#include "ingest.h"
+#include "stats.h"
+
+/* "127.0.0.1:9106" or "[::1]:9106" into host text and port. */
+static int split_listen(const char *text, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon = strrchr(text, ':');
+	if (!colon || colon == text)
+		return -1;
+	size_t hl = (size_t)(colon - text);
+	if (text[0] == '[' && hl >= 2 && text[hl - 1] == ']') {
+		text++;
+		hl -= 2;
+	}
+	char *end;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (hl == 0 || hl >= cap || *end || !colon[1] || p == 0 || p > 65535)
+		return -1;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int check_listen(const char *value, char *err, size_t errlen)
+{
+	char host[64];
+	uint16_t port;
+	if (split_listen(value, host, sizeof host, &port) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not ADDRESS:PORT", value);
+	return -1;
+}
 
 struct logpipe_settings {
 	struct daemon_log_settings log;
+	char *database_dsn;
+	char *brokers, *topic, *group_id, *dead_letter_topic;
+	long long session_timeout_ms;
+	long long batch_records, batch_ms;
+	bool maintenance;
+	long long retention_hour, retention_days;
+	char *metrics_listen;
 };
+
+#define FIELD(name) offsetof(struct logpipe_settings, name)
 
 static const struct config_field logpipe_fields[] = {
 	DAEMON_LOG_FIELDS(struct logpipe_settings, log),
+	{ .path = "database.dsn", .type = CONFIG_STRING, .required = true,
+	  .offset = FIELD(database_dsn) },
+	{ .path = "kafka.brokers", .type = CONFIG_STRING, .required = true,
+	  .offset = FIELD(brokers) },
+	{ .path = "kafka.topic", .type = CONFIG_STRING, .offset = FIELD(topic),
+	  .default_string = "aegis.querylog" },
+	{ .path = "kafka.group_id", .type = CONFIG_STRING, .offset = FIELD(group_id),
+	  .default_string = "aegis-logpipe" },
+	{ .path = "kafka.dead_letter_topic", .type = CONFIG_STRING,
+	  .offset = FIELD(dead_letter_topic), .default_string = "aegis.querylog.dead" },
+	{ .path = "kafka.session_timeout_ms", .type = CONFIG_INT,
+	  .offset = FIELD(session_timeout_ms), .default_int = 10000, .min = 1000,
+	  .max = 300000 },
+	{ .path = "batch.records", .type = CONFIG_INT, .offset = FIELD(batch_records),
+	  .default_int = 5000, .min = 1, .max = 1000000 },
+	{ .path = "batch.ms", .type = CONFIG_INT, .offset = FIELD(batch_ms), .default_int = 200,
+	  .min = 1, .max = 60000 },
+	{ .path = "maintenance.enabled", .type = CONFIG_BOOL, .offset = FIELD(maintenance),
+	  .default_int = 1 },
+	{ .path = "maintenance.retention_hour", .type = CONFIG_INT,
+	  .offset = FIELD(retention_hour), .default_int = 3, .min = -1, .max = 23 },
+	{ .path = "maintenance.retention_default_days", .type = CONFIG_INT,
+	  .offset = FIELD(retention_days), .default_int = 90, .min = 1, .max = 3650 },
+	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = FIELD(metrics_listen),
+	  .default_string = "127.0.0.1:9106", .check = check_listen },
 };
 
 static const struct daemon_spec logpipe_spec = {
@@ -21,6 +89,34 @@ static const struct daemon_spec logpipe_spec = {
 	.settings_size = sizeof(struct logpipe_settings),
 	.log_offset = offsetof(struct logpipe_settings, log),
 };
+
+static int run_service(struct daemon *d, const struct logpipe_settings *s)
+{
+	static struct stats st;
+	char host[64];
+	uint16_t port;
+	if (split_listen(s->metrics_listen, host, sizeof host, &port) < 0)
+		return EXIT_FAILURE;
+	stats_init(&st);
+	struct stats_server *http = stats_serve(&st, host, port);
+	if (!http)
+		return EXIT_FAILURE;
+	struct ingest_config ic = {
+		.dsn = s->database_dsn, .brokers = s->brokers, .topic = s->topic,
+		.group_id = s->group_id, .dead_letter_topic = s->dead_letter_topic,
+		.batch_records = (unsigned)s->batch_records, .batch_ms = (unsigned)s->batch_ms,
+		.session_timeout_ms = (unsigned)s->session_timeout_ms,
+		.maintenance = s->maintenance, .retention_hour = (int)s->retention_hour,
+		.retention_days = (int)s->retention_days,
+	};
+	struct ingest *in = ingest_start(&ic, &st);
+	int status = EXIT_FAILURE;
+	if (in)
+		status = daemon_run(d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	ingest_stop(in);
+	stats_stop(http);
+	return status;
+}
 
 int main(int argc, char **argv)
 {
@@ -33,7 +129,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aegis-logpipe: unknown command '%s' (try --help)\n", d.command);
 		status = 2;
 	} else
-		status = daemon_run(&d) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+		status = run_service(&d, d.settings);
 	daemon_fini(&d);
 	return status;
 }
