@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "proxyv2.h"
 #include "querylog.h"
+#include "querylog_kafka.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "snapshot.h"
@@ -46,6 +47,9 @@ struct resolver_settings {
 	struct config_strings rl_exempt;
 	char *querylog_file;
 	long long querylog_queue;
+	char *kafka_brokers, *kafka_topic, *kafka_spool_dir;
+	long long kafka_spool_max_mb;
+	struct config_strings kafka_properties;
 	char *metrics_listen;
 };
 
@@ -151,6 +155,26 @@ static int check_zone(const char *value, char *err, size_t errlen)
 	return -1;
 }
 
+static int check_brokers(const char *value, char *err, size_t errlen)
+{
+	if (*value && !strpbrk(value, " \t"))
+		return 0;
+	snprintf(err, errlen, "'%s' is not host:port[,host:port...]", value);
+	return -1;
+}
+
+/* Kafka's own rule for topic names. */
+static int check_topic(const char *value, char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+	if (len && len <= 249 && strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"0123456789._-") == len && strcmp(value, ".") &&
+	    strcmp(value, ".."))
+		return 0;
+	snprintf(err, errlen, "'%s' is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])", value);
+	return -1;
+}
+
 #define S(member) offsetof(struct resolver_settings, member)
 static const struct config_field resolver_fields[] = {
 	DAEMON_LOG_FIELDS(struct resolver_settings, log),
@@ -205,6 +229,16 @@ static const struct config_field resolver_fields[] = {
 	{ .path = "querylog.file", .type = CONFIG_STRING, .offset = S(querylog_file) },
 	{ .path = "querylog.queue", .type = CONFIG_INT, .offset = S(querylog_queue),
 	  .default_int = 4096, .min = 64, .max = 1048576 },
+	{ .path = "querylog.kafka.brokers", .type = CONFIG_STRING, .offset = S(kafka_brokers),
+	  .check = check_brokers },
+	{ .path = "querylog.kafka.topic", .type = CONFIG_STRING, .offset = S(kafka_topic),
+	  .default_string = "aegis.querylog", .check = check_topic },
+	{ .path = "querylog.kafka.spool_dir", .type = CONFIG_STRING, .offset = S(kafka_spool_dir),
+	  .default_string = "/var/lib/aegis/querylog-spool" },
+	{ .path = "querylog.kafka.spool_max_mb", .type = CONFIG_INT,
+	  .offset = S(kafka_spool_max_mb), .default_int = 1024, .min = 1, .max = 1048576 },
+	{ .path = "querylog.kafka.properties", .type = CONFIG_STRING_LIST,
+	  .offset = S(kafka_properties), .check = querylog_kafka_check_property },
 	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = S(metrics_listen),
 	  .check = check_hostport },
 };
@@ -212,6 +246,7 @@ static const struct config_field resolver_fields[] = {
 
 static struct resolver node;
 static struct metrics *metrics;
+static void *kafka_sink;   /* owned by node.querylog; for the metrics page */
 
 /* The snapshot file is watched, not only reloaded on SIGHUP: whoever replaces it (tenantd's
  * fetcher, an operator's rename) sees it enforced within a poll interval. A file that fails
@@ -408,15 +443,32 @@ static int build(struct resolver *r, const struct resolver_settings *s)
 	if (!(r->upstreams = upstream_set_new(ups, (unsigned)s->upstreams.count, &uc)))
 		return -ENOMEM;
 
-	if (s->querylog_file) {
-		struct querylog_sink_ops ops;
-		void *ctx;
-		if (querylog_file_sink_open(s->querylog_file, &ops, &ctx) < 0)
-			return -EIO;
-		r->querylog = querylog_new(o->workers, (unsigned)s->querylog_queue, &ops, ctx);
-		if (!r->querylog)
-			return -ENOMEM;
+	/* The file and the Kafka sink are alternatives: one destination per node keeps one
+	 * account of what was logged. */
+	struct querylog_sink_ops ops;
+	void *ctx = NULL;
+	if (s->querylog_file && s->kafka_brokers) {
+		log_err("config_invalid", "setting=querylog.kafka.brokers "
+			"error=\"querylog.file and querylog.kafka are alternatives: set one\"");
+		return -EINVAL;
 	}
+	if (s->querylog_file && querylog_file_sink_open(s->querylog_file, &ops, &ctx) < 0)
+		return -EIO;
+	if (s->kafka_brokers) {
+		struct querylog_kafka_config kc = {
+			.brokers = s->kafka_brokers, .topic = s->kafka_topic,
+			.spool_dir = s->kafka_spool_dir,
+			.spool_max_bytes = (uint64_t)s->kafka_spool_max_mb << 20,
+			.properties = s->kafka_properties.items,
+			.nproperties = s->kafka_properties.count,
+		};
+		if (querylog_kafka_sink_open(&kc, &ops, &ctx) < 0)
+			return -EIO;
+		kafka_sink = ctx;
+	}
+	if (ctx && !(r->querylog = querylog_new(o->workers, (unsigned)s->querylog_queue, &ops,
+						 ctx)))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -469,6 +521,8 @@ int main(int argc, char **argv)
 		if (parse_hostport(s->metrics_listen, &ma) < 0 ||
 		    !(metrics = metrics_new(d.base, &node, &ma)))
 			goto out;
+		if (kafka_sink)
+			metrics_add_querylog_kafka(metrics, kafka_sink);
 	}
 	if (s->policy_url) {
 		char token[256];

@@ -13,12 +13,14 @@
 #include "cache.h"
 #include "log.h"
 #include "querylog.h"
+#include "querylog_kafka.h"
 #include "tenantstats.h"
 #include "upstream.h"
 
 struct metrics {
 	struct resolver *r;
 	struct evhttp *http;
+	void *kafka;          /* the Kafka query-log sink, or NULL */
 };
 
 static const char *const transport_names[STAT_TRANSPORTS] = { "udp", "tcp" };
@@ -131,6 +133,59 @@ static void render_tenants(struct resolver *r, struct evbuffer *b)
 	free(t.rows);
 }
 
+/* With the Kafka sink, the sink's losses are told by reason: spool_full apart, the others
+ * (spool write errors, records the broker or the encoder refused) as sink_error. Their sum is
+ * what the querylog counts as lost by the sink. */
+static void render_querylog(struct metrics *m, struct evbuffer *b)
+{
+	struct querylog_stats qs;
+	struct querylog_kafka_stats ks;
+	uint64_t sink_error, spool_full = 0;
+
+	querylog_get_stats(m->r->querylog, &qs);
+	sink_error = qs.dropped_sink_error;
+	if (m->kafka) {
+		querylog_kafka_get_stats(m->kafka, &ks);
+		sink_error = ks.dropped_spool_error + ks.dropped_rejected + ks.dropped_invalid;
+		spool_full = ks.dropped_spool_full;
+	}
+	counter(b, "aegis_querylog_written_total", "Query-log records accepted by the sink.",
+		qs.written);
+	evbuffer_add_printf(b, "# HELP aegis_querylog_dropped_total Query-log records "
+			       "dropped, by reason.\n# TYPE aegis_querylog_dropped_total "
+			       "counter\n"
+			       "aegis_querylog_dropped_total{reason=\"queue_full\"} %llu\n"
+			       "aegis_querylog_dropped_total{reason=\"sink_error\"} %llu\n",
+			    (unsigned long long)qs.dropped_queue_full,
+			    (unsigned long long)sink_error);
+	if (!m->kafka)
+		return;
+	evbuffer_add_printf(b, "aegis_querylog_dropped_total{reason=\"spool_full\"} %llu\n",
+			    (unsigned long long)spool_full);
+	counter(b, "aegis_querylog_kafka_produced_total", "Messages handed to the Kafka "
+		"producer, new and replayed.", ks.produced);
+	counter(b, "aegis_querylog_kafka_delivered_total", "Messages the broker confirmed.",
+		ks.delivered);
+	counter(b, "aegis_querylog_spooled_total", "Records written to the on-disk spool.",
+		ks.spooled);
+	counter(b, "aegis_querylog_replayed_total", "Spooled records the broker confirmed.",
+		ks.replayed);
+	counter(b, "aegis_querylog_spool_corrupt_total", "Corrupt or torn spool stretches "
+		"skipped.", ks.spool_corrupt);
+	gauge(b, "aegis_querylog_spool_bytes", "Bytes of spool segment files.",
+	      (double)ks.spool_bytes);
+	gauge(b, "aegis_querylog_kafka_queued", "Messages the producer holds, not yet "
+	      "confirmed.", (double)ks.outq);
+	gauge(b, "aegis_querylog_kafka_broker_up", "0 after librdkafka reported every broker "
+	      "down, until the next delivery.", ks.broker_up);
+	evbuffer_add_printf(b, "# HELP aegis_querylog_kafka_delivery_seconds From produce to "
+			       "delivery report, delivered messages.\n"
+			       "# TYPE aegis_querylog_kafka_delivery_seconds summary\n"
+			       "aegis_querylog_kafka_delivery_seconds_sum %g\n"
+			       "aegis_querylog_kafka_delivery_seconds_count %llu\n",
+			    ks.latency_us_sum / 1e6, (unsigned long long)ks.latency_count);
+}
+
 static void render(struct metrics *m, struct evbuffer *b)
 {
 	struct resolver *r = m->r;
@@ -229,19 +284,8 @@ static void render(struct metrics *m, struct evbuffer *b)
 
 	render_tenants(r, b);
 
-	if (r->querylog) {
-		struct querylog_stats qs;
-		querylog_get_stats(r->querylog, &qs);
-		counter(b, "aegis_querylog_written_total", "Query-log records written.",
-			qs.written);
-		evbuffer_add_printf(b, "# HELP aegis_querylog_dropped_total Query-log records "
-				       "dropped, by reason.\n# TYPE aegis_querylog_dropped_total "
-				       "counter\n"
-				       "aegis_querylog_dropped_total{reason=\"queue_full\"} %llu\n"
-				       "aegis_querylog_dropped_total{reason=\"sink_error\"} %llu\n",
-				    (unsigned long long)qs.dropped_queue_full,
-				    (unsigned long long)qs.dropped_sink_error);
-	}
+	if (r->querylog)
+		render_querylog(m, b);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -301,4 +345,9 @@ void metrics_free(struct metrics *m)
 	if (m->http)
 		evhttp_free(m->http);
 	free(m);
+}
+
+void metrics_add_querylog_kafka(struct metrics *m, void *kafka_sink)
+{
+	m->kafka = kafka_sink;
 }

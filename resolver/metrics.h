@@ -15,4 +15,8 @@ struct metrics *metrics_new(struct event_base *base, struct resolver *r,
 			    const struct sockaddr_any *listen);
 void metrics_free(struct metrics *m);
 
+/* Adds the Kafka sink's counters (querylog_kafka.h) to the page. The sink must outlive the
+ * serving of requests. */
+void metrics_add_querylog_kafka(struct metrics *m, void *kafka_sink);
+
 #endif

@@ -228,6 +228,8 @@ static void *sink_run(void *arg)
 		}
 		for (unsigned i = 0; i < ql->nqueues; i++)
 			moved += drain(ql, &ql->queues[i]);
+		if (ql->ops.poll)
+			count_lost(ql, ql->ops.poll(ql->sink));
 		report_drops(ql, false);
 		if (moved) {
 			unflushed = true;

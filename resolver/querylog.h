@@ -29,6 +29,10 @@ struct querylog_sink_ops {
 	int (*reopen)(void *ctx);
 	/* Releases ctx; a flush came first. */
 	void (*close)(void *ctx);
+	/* Optional: called on every pass of the sink thread, busy or idle (about every
+	 * millisecond), for the sink's own work such as delivery reports and retries. Returns
+	 * how many records accepted earlier it lost, like flush. */
+	int (*poll)(void *ctx);
 };
 
 struct querylog_stats {
