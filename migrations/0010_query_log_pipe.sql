@@ -1,6 +1,7 @@
 -- 0010_query_log_pipe: what aegis-logpipe needs beyond 0008/0009 -- the actions `local` and
--- `error` that the resolver emits, the kind of rule that decided (a national block must be told
--- from a tenant deny), and an index for the SOC's third question that stays selective.
+-- `error` that the resolver emits, and the kind of rule that decided (a national block must be
+-- told from a tenant deny). 0008's indexes already serve the SOC's three questions (plans in
+-- docs/logpipe.md), so none is added.
 --
 -- Widening a CHECK on query_log follows 0008's header: drop it and add it back NOT VALID, so
 -- months of logs are not scanned (every old row satisfies the wider rule anyway). The partitions'
