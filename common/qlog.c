@@ -181,7 +181,6 @@ static inline char *put_str(char *p, const char *s)
 	return put_mem(p, s, strlen(s));
 }
 
-static const char hex_digits[] = "0123456789abcdef";
 
 static char *put_u64(char *p, uint64_t v)
 {
@@ -203,29 +202,39 @@ static char *put_padded(char *p, unsigned v, unsigned width)
 	return p + width;
 }
 
-static char *put_hex(char *p, const uint8_t *b, size_t n)
+/* "00" .. "ff": one two-byte copy per byte. */
+static const char hex_pairs[512] =
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
+static inline char *put_hex(char *p, const uint8_t *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		*p++ = hex_digits[b[i] >> 4];
-		*p++ = hex_digits[b[i] & 15];
-	}
+	for (size_t i = 0; i < n; i++, p += 2)
+		memcpy(p, hex_pairs + 2 * b[i], 2);
 	return p;
 }
 
+/* "8-4-4-4-12" with the quotes; the dashes land at fixed offsets. */
 static char *put_uuid(char *p, const uint8_t u[16])
 {
-	*p++ = '"';
-	p = put_hex(p, u, 4);
-	*p++ = '-';
-	p = put_hex(p, u + 4, 2);
-	*p++ = '-';
-	p = put_hex(p, u + 6, 2);
-	*p++ = '-';
-	p = put_hex(p, u + 8, 2);
-	*p++ = '-';
-	p = put_hex(p, u + 10, 6);
-	*p++ = '"';
-	return p;
+	p[0] = '"';
+	put_hex(p + 1, u, 4);
+	p[9] = '-';
+	put_hex(p + 10, u + 4, 2);
+	p[14] = '-';
+	put_hex(p + 15, u + 6, 2);
+	p[19] = '-';
+	put_hex(p + 20, u + 8, 2);
+	p[24] = '-';
+	put_hex(p + 25, u + 10, 6);
+	p[37] = '"';
+	return p + 38;
 }
 
 static char *put_uuid_or_null(char *p, bool has, const uint8_t u[16])
@@ -245,8 +254,7 @@ static char *put_text(char *p, const char *s)
 			*p++ = (char)c;
 		} else if (c < 0x20 || c >= 0x7f) {
 			p = put_lit(p, "\\u00");
-			*p++ = hex_digits[c >> 4];
-			*p++ = hex_digits[c & 15];
+			p = put_hex(p, &c, 1);
 		} else {
 			*p++ = (char)c;
 		}

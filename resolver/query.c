@@ -175,7 +175,9 @@ static void log_event(const struct query_state *st, bool answered)
 		if (d->rule == POLICY_RULE_CATEGORY) {
 			rec.rule.mode = d->action == POLICY_MONITOR ? QLOG_MODE_MONITOR
 								    : QLOG_MODE_BLOCK;
-			snprintf(rec.rule.category, sizeof rec.rule.category, "%s", st->category);
+			static_assert(sizeof rec.rule.category == sizeof st->category,
+				      "a category name fits a record");
+			memcpy(rec.rule.category, st->category, sizeof rec.rule.category);
 		}
 	}
 	querylog_submit(st->w->log_queue, &rec);
@@ -212,6 +214,17 @@ static size_t answer_minimal(struct query_state *st, const uint8_t *pkt, uint8_t
 	return n;
 }
 
+/* Appends len bytes of s to the NUL-terminated string of at bytes in buf, as far as cap
+ * allows; returns the new length. snprintf costs a microsecond on the hot path. */
+static size_t append(char *buf, size_t cap, size_t at, const char *s, size_t len)
+{
+	if (len > cap - 1 - at)
+		len = cap - 1 - at;
+	memcpy(buf + at, s, len);
+	buf[at + len] = '\0';
+	return at + len;
+}
+
 /* "malware: contact it@school.example" -- what was matched, then the tenant's words. */
 static void block_text(const struct query_state *st, const struct snapshot_tenant *t,
 		       char *buf, size_t cap)
@@ -225,12 +238,14 @@ static void block_text(const struct query_state *st, const struct snapshot_tenan
 		what = "institution deny list";
 		break;
 	default:
-		what = snapshot_category_name(st->snap, (uint32_t)st->decision.category);
+		what = st->category[0] ? st->category : "blocked";
 		break;
 	}
 	size_t contact_len;
 	const char *contact = snapshot_tenant_ede_text(st->snap, t, &contact_len);
-	snprintf(buf, cap, "%s%s%s", what ? what : "blocked", contact_len ? ": " : "", contact);
+	size_t n = append(buf, cap, 0, what, strlen(what));
+	if (contact_len)
+		append(buf, cap, append(buf, cap, n, ": ", 2), contact, contact_len);
 }
 
 /* The tenant's block answer (NXDOMAIN by default, with an SOA so stubs cache the block per
@@ -484,9 +499,11 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 	}
 
 	policy_decide(st.snap, (uint32_t)st.tenant, t, st.q.qname, st.q.qname_len, &st.decision);
-	if (st.decision.category >= 0)
-		snprintf(st.category, sizeof st.category, "%s",
-			 snapshot_category_name(st.snap, (uint32_t)st.decision.category));
+	if (st.decision.category >= 0) {
+		const char *name = snapshot_category_name(st.snap, (uint32_t)st.decision.category);
+		if (name)
+			append(st.category, sizeof st.category, 0, name, strlen(name));
+	}
 	if (st.decision.action == POLICY_BLOCK)
 		return answer_block(&st, t, pkt, out, cap);
 	if (st.decision.action == POLICY_MONITOR)

@@ -12,13 +12,20 @@ struct special_zone {
 };
 
 #define Z(w, a) { w, sizeof(w), a }
-/* Ordered by the label they end with, so the first check (the TLD) rules out most names. */
-static const struct special_zone zones[] = {
-	Z("\x09localhost", SPECIAL_LOOPBACK),
-	Z("\x07invalid", SPECIAL_NXDOMAIN),
-	Z("\x04test", SPECIAL_NXDOMAIN),
-	Z("\x05local", SPECIAL_NXDOMAIN),
-	Z("\x05onion", SPECIAL_NXDOMAIN),
+/* Single-label zones are told apart by their TLD alone. */
+static const struct special_tld {
+	const char *wire;            /* lowercase wire format of the label, root excluded */
+	enum special_answer answer;
+} tlds[] = {
+	{ "\x09localhost", SPECIAL_LOOPBACK },
+	{ "\x07invalid", SPECIAL_NXDOMAIN },
+	{ "\x04test", SPECIAL_NXDOMAIN },
+	{ "\x05local", SPECIAL_NXDOMAIN },
+	{ "\x05onion", SPECIAL_NXDOMAIN },
+};
+
+/* The zones under arpa., searched only for names in arpa. */
+static const struct special_zone arpa_zones[] = {
 	Z("\x04home\x04" "arpa", SPECIAL_NXDOMAIN),
 	Z("\x08resolver\x04" "arpa", SPECIAL_NODATA),
 	Z("\x03" "127\x07in-addr\x04" "arpa", SPECIAL_NXDOMAIN),
@@ -73,24 +80,34 @@ void special_classify(const uint8_t *qname, uint8_t qname_len, const uint8_t *co
 		      struct special_match *m)
 {
 	m->answer = SPECIAL_NONE;
-	/* Find the TLD: every special zone ends in one of five, so most names stop here. */
+	/* Find the TLD: every special zone ends in one of six, so most names stop here. */
 	uint8_t off = 0, tld = 0;
 	while (off < qname_len && qname[off] != 0) {
 		tld = off;
 		off = (uint8_t)(off + qname[off] + 1);
 	}
-	const uint8_t *t = qname + tld;
-	if (!((t[0] == 4 && (!memcmp(t + 1, "arpa", 4) || !memcmp(t + 1, "test", 4))) ||
-	      (t[0] == 9 && !memcmp(t + 1, "localhost", 9)) ||
-	      (t[0] == 7 && !memcmp(t + 1, "invalid", 7)) ||
-	      (t[0] == 5 && (!memcmp(t + 1, "local", 5) || !memcmp(t + 1, "onion", 5)))))
+	if (off >= qname_len || off == 0)
 		return;
-	for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
-		if (under(qname, qname_len, (const uint8_t *)zones[i].wire, zones[i].len)) {
-			if (exempted(qname, qname_len, exempt))
+	const uint8_t *t = qname + tld;
+	if (t[0] == 4 && !memcmp(t + 1, "arpa", 4)) {
+		for (size_t i = 0; i < sizeof arpa_zones / sizeof arpa_zones[0]; i++) {
+			const struct special_zone *z = &arpa_zones[i];
+			if (under(qname, qname_len, (const uint8_t *)z->wire, z->len)) {
+				if (!exempted(qname, qname_len, exempt)) {
+					m->answer = z->answer;
+					m->zone_len = z->len;
+				}
 				return;
-			m->answer = zones[i].answer;
-			m->zone_len = zones[i].len;
+			}
+		}
+		return;
+	}
+	for (size_t i = 0; i < sizeof tlds / sizeof tlds[0]; i++) {
+		if (t[0] == tlds[i].wire[0] && !memcmp(t + 1, tlds[i].wire + 1, t[0])) {
+			if (!exempted(qname, qname_len, exempt)) {
+				m->answer = tlds[i].answer;
+				m->zone_len = (uint8_t)(qname_len - tld);
+			}
 			return;
 		}
 	}
