@@ -54,10 +54,10 @@ struct logpipe_settings {
 
 static const struct config_field logpipe_fields[] = {
 	DAEMON_LOG_FIELDS(struct logpipe_settings, log),
-	{ .path = "database.dsn", .type = CONFIG_STRING, .required = true,
-	  .offset = FIELD(database_dsn) },
-	{ .path = "kafka.brokers", .type = CONFIG_STRING, .required = true,
-	  .offset = FIELD(brokers) },
+	{ .path = "database.dsn", .type = CONFIG_STRING, .offset = FIELD(database_dsn),
+	  .default_string = "dbname=aegis" },
+	{ .path = "kafka.brokers", .type = CONFIG_STRING, .offset = FIELD(brokers),
+	  .default_string = "localhost:9092" },
 	{ .path = "kafka.topic", .type = CONFIG_STRING, .offset = FIELD(topic),
 	  .default_string = "aegis.querylog" },
 	{ .path = "kafka.group_id", .type = CONFIG_STRING, .offset = FIELD(group_id),
