@@ -1,0 +1,21 @@
+/* auth.h -- who is calling: the Authorization header resolved to a principal.
+ *
+ * A bearer token is either an API key (looked up by its public prefix, then compared by
+ * SHA-256 in constant time; valid while not revoked and not expired) or a session token
+ * (looked up by its SHA-256; valid while not revoked, not expired and the user not
+ * disabled). On success r->who holds the principal and its roles; otherwise the request is
+ * answered 401 with one message for every reason, so a caller learns nothing about which
+ * keys exist.
+ */
+#ifndef AEGIS_PORTAL_AUTH_H
+#define AEGIS_PORTAL_AUTH_H
+
+struct req;
+
+int auth_authenticate(struct req *r, const char *authorization)
+	__attribute__((warn_unused_result));
+
+/* Bit of the role named name (enum role_bit), or 0 for an unknown name. */
+unsigned auth_role_bit(const char *name);
+
+#endif
