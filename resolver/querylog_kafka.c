@@ -73,7 +73,7 @@ struct kafka_sink {
 	size_t nslots, outstanding;
 	bool batch_sent;
 	struct timespec retry_at;
-	/* rate-limited reporting of spool-full drops */
+	/* reporting of spool-full drops: the first at once, then at most every LOG_EVERY_S */
 	uint64_t reported_full;
 	uint64_t spool_write_lost;  /* spool_stats.write_lost already counted */
 	struct timespec reported_at;
@@ -536,7 +536,7 @@ static const char *const defaults[][2] = {
 	{ "batch.size", "1000000" },
 	{ "queue.buffering.max.messages", "200000" },
 	{ "queue.buffering.max.kbytes", "131072" },
-	{ "message.timeout.ms", "30000" },
+	{ "message.timeout.ms", "120000" },
 	{ "socket.keepalive.enable", "true" },
 };
 
@@ -595,7 +595,6 @@ int querylog_kafka_sink_open(const struct querylog_kafka_config *cfg,
 	if ((rc = create_producer(ks, &ks->rk, &ks->rkt)) < 0)
 		goto fail;
 	atomic_store_explicit(&ks->c.broker_up, true, memory_order_relaxed);
-	clock_gettime(CLOCK_MONOTONIC, &ks->reported_at);
 	/* A spool left by the last run is replayed before anything new. */
 	if (!spool_empty(ks->spool))
 		start_spooling(ks, "spool left by the last run");

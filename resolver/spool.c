@@ -413,6 +413,19 @@ static int scan_segments(struct spool *s, uint64_t *first, uint64_t *last, bool 
 	return 0;
 }
 
+/* Whether the segments from pos up to (not including) upto hold bytes past pos. */
+static bool unread_left(struct spool *s, struct spool_pos pos, uint64_t upto)
+{
+	char path[4096];
+	for (uint64_t seg = pos.seg; seg < upto; seg++) {
+		seg_path(s, seg, path, sizeof path);
+		uint64_t size = file_size(path);
+		if (size > (seg == pos.seg ? pos.off : SEG_HDR))
+			return true;
+	}
+	return false;
+}
+
 struct spool *spool_open(const char *dir, uint64_t max_bytes)
 {
 	struct spool *s = calloc(1, sizeof *s);
@@ -451,6 +464,8 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes)
 	if ((rc = start_segment(s, any ? last + 1 : cur.seg)) < 0)
 		goto fail;
 	s->cursor = s->rpos = cur;
+	if (!unread_left(s, cur, s->wseg))
+		s->cursor = s->rpos = (struct spool_pos){ s->wseg, SEG_HDR };
 	if ((rc = spool_commit(s, s->cursor)) < 0)
 		goto fail;
 	if (!spool_empty(s))

@@ -9,6 +9,9 @@
 # for tests to source.
 #
 # Usage: devstack.sh up|down|status   (ports and folder: AEGIS_* variables below)
+#        devstack.sh stop|start kafka|pg|dns
+# stop/start take one component of a running stack away and bring it back with its data
+# (the broker keeps its topics, PostgreSQL its databases), for failure drills.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +41,7 @@ NSD_PIDFILE=$NSD_DIR/nsd.pid
 # ports it was started with (so status/down check those, not whatever the caller has set).
 MARKER=$STACK/devstack.conf
 
-usage() { echo "usage: $(basename "$0") up|down|status" >&2; exit 2; }
+usage() { echo "usage: $(basename "$0") up|down|status | stop|start kafka|pg|dns" >&2; exit 2; }
 
 # --- checks on what the caller gave us ------------------------------------------------------
 
@@ -143,6 +146,18 @@ pg_answers() {
   "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -t 2 >/dev/null 2>&1
 }
 
+# A restart of a cluster `up` made: no initdb, no role set-up.
+restart_pg() {
+  PHASE=postgres
+  as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t "$START_TIMEOUT" -s start 8>&- 9>&- ||
+    fail postgres "pg_ctl start failed"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until pg_answers; do
+    [ "$SECONDS" -lt "$deadline" ] || fail postgres "no answer on 127.0.0.1:$PG_PORT"
+    sleep 0.2
+  done
+}
+
 start_pg() {
   PHASE=postgres
   mkdir -p "$PG_DIR" "$PG_SOCK"
@@ -218,11 +233,16 @@ start_kafka() {
   cp "$tmpl/log4j2.properties" "$KAFKA_DIR/log4j2.properties"
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
       -e "s|@KAFKA_DIR@|$KAFKA_DIR|g" "$tmpl/server.properties.in" > "$KAFKA_DIR/server.properties"
-  local uuid
-  uuid=$(kafka_tool random-uuid 2>>"$KAFKA_DIR/format.log" | tail -n1) || true
-  [[ $uuid =~ ^[A-Za-z0-9_-]{22}$ ]] || fail kafka "StorageTool random-uuid gave '$uuid'"
-  kafka_tool format -t "$uuid" -c "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/format.log" 2>&1 ||
-    fail kafka "StorageTool format failed"
+  # A restart (`start kafka`) keeps the formatted storage and so the topics.
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    local uuid
+    uuid=$(kafka_tool random-uuid 2>>"$KAFKA_DIR/format.log" | tail -n1) || true
+    [[ $uuid =~ ^[A-Za-z0-9_-]{22}$ ]] || fail kafka "StorageTool random-uuid gave '$uuid'"
+    kafka_tool format -t "$uuid" -c "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/format.log" 2>&1 ||
+      fail kafka "StorageTool format failed"
+  fi
+  # A pidfile left by an earlier run would pass for the new one (`start kafka`).
+  rm -f "$KAFKA_PIDFILE"
   # setsid: a Ctrl-C in the terminal that ran `up` must not reach the broker. The wrapper
   # records the pid of the process that becomes java, whether or not setsid had to fork.
   # 8>&- 9>&-: as for postgres.
@@ -275,7 +295,9 @@ start_nsd() {
     printf '\nzone:\n        name: "%s"\n        zonefile: "%s"\n' "$name" "$(basename "$z")" >> "$NSD_DIR/nsd.conf"
   done
   "$(nsd_bin nsd-checkconf)" "$NSD_DIR/nsd.conf" >>"$NSD_DIR/nsd.log" 2>&1 || fail nsd "nsd.conf does not check"
-  # In the foreground (-d) nsd's main process is the one that writes the pidfile.
+  # In the foreground (-d) nsd's main process is the one that writes the pidfile; one left
+  # by an earlier run (`start dns`) would pass for it.
+  rm -f "$NSD_PIDFILE"
   setsid "$nsd" -d -c "$NSD_DIR/nsd.conf" </dev/null >>"$NSD_DIR/stdout.log" 2>&1 8>&- 9>&- &
   wait_pidfile nsd "$NSD_PIDFILE"
 }
@@ -475,6 +497,32 @@ cmd_down() {
   log "stack in $STACK stopped and removed"
 }
 
+# stop|start one component of a running stack. The lock is held as for up/down; a failed
+# start reports the component's logs but leaves the rest of the stack running.
+cmd_component() { # stop|start kafka|pg|dns
+  local action=$1 what=$2
+  check_settings
+  [ -f "$MARKER" ] || die "no dev stack in $STACK ('$(basename "$0") up' first)"
+  lock_stack
+  load_marker
+  PGBIN=$(pg_bindir)
+  case $action/$what in
+    stop/kafka) stop_pid kafka "$(kafka_pid)" 30 ;;
+    stop/pg) stop_pg ;;
+    stop/dns) stop_pid nsd "$(nsd_pid)" 10 ;;
+    start/kafka)
+      if pid_is_ours "$(kafka_pid)"; then log "kafka already running"; else start_kafka; fi
+      wait_kafka ;;
+    start/pg)
+      if pid_is_ours "$(pg_pid)"; then log "postgres already running"; else restart_pg; fi ;;
+    start/dns)
+      if pid_is_ours "$(nsd_pid)"; then log "nsd already running"; else start_nsd; fi
+      wait_nsd ;;
+    *) usage ;;
+  esac
+  log "$what: $([ "$action" = stop ] && echo stopped || echo started)"
+}
+
 cmd_status() {
   local ok=0 pid state
   check_settings
@@ -496,10 +544,10 @@ cmd_status() {
   return "$ok"
 }
 
-[ $# -eq 1 ] || usage
-case $1 in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
+case $#/${1:-} in
+  1/up) cmd_up ;;
+  1/down) cmd_down ;;
+  1/status) cmd_status ;;
+  2/stop | 2/start) cmd_component "$1" "$2" ;;
   *) usage ;;
 esac
