@@ -19,6 +19,7 @@
 #include "fetch.h"
 #include "metrics.h"
 #include "proxyv2.h"
+#include "privacy.h"
 #include "querylog.h"
 #include "querylog_kafka.h"
 #include "ratelimit.h"
@@ -47,6 +48,7 @@ struct resolver_settings {
 	struct config_strings rl_exempt;
 	char *querylog_file;
 	long long querylog_queue;
+	char *pseudonym_secret_file;
 	char *kafka_brokers, *kafka_topic, *kafka_spool_dir;
 	long long kafka_spool_max_mb;
 	struct config_strings kafka_properties;
@@ -229,6 +231,8 @@ static const struct config_field resolver_fields[] = {
 	{ .path = "querylog.file", .type = CONFIG_STRING, .offset = S(querylog_file) },
 	{ .path = "querylog.queue", .type = CONFIG_INT, .offset = S(querylog_queue),
 	  .default_int = 4096, .min = 64, .max = 1048576 },
+	{ .path = "querylog.pseudonym_secret_file", .type = CONFIG_STRING,
+	  .offset = S(pseudonym_secret_file) },
 	{ .path = "querylog.kafka.brokers", .type = CONFIG_STRING, .offset = S(kafka_brokers),
 	  .check = check_brokers },
 	{ .path = "querylog.kafka.topic", .type = CONFIG_STRING, .offset = S(kafka_topic),
@@ -442,6 +446,14 @@ static int build(struct resolver *r, const struct resolver_settings *s)
 					  .down_after = 3, .down_ms = 5000 };
 	if (!(r->upstreams = upstream_set_new(ups, (unsigned)s->upstreams.count, &uc)))
 		return -ENOMEM;
+
+	/* Nodes that share the secret give a client the same pseudonym on a given day. */
+	if (s->pseudonym_secret_file) {
+		if (privacy_secret_load(s->pseudonym_secret_file, &r->privacy_secret) < 0)
+			return -EINVAL;
+	} else if (privacy_secret_random(&r->privacy_secret) < 0) {
+		return -EIO;
+	}
 
 	/* The file and the Kafka sink are alternatives: one destination per node keeps one
 	 * account of what was logged. */

@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "policy.h"
+#include "privacy.h"
 #include "qlog.h"
 #include "querylog.h"
 #include "ratelimit.h"
@@ -40,6 +41,7 @@ struct query_state {
 	uint64_t snap_serial;
 	int tenant;
 	uint8_t tenant_id[16];
+	uint8_t privacy, trunc_v4, trunc_v6;   /* the tenant's log privacy, kept past the snapshot */
 	struct policy_decision decision;
 	char category[64];             /* the decision's category name, kept past the snapshot */
 	enum stat_action action;
@@ -144,6 +146,7 @@ static void log_event(const struct query_state *st, bool answered)
 	if (st->tenant >= 0) {
 		rec.has_tenant = true;
 		memcpy(rec.tenant_id, st->tenant_id, sizeof rec.tenant_id);
+		privacy_apply(st->w->privacy, st->privacy, st->trunc_v4, st->trunc_v6, &rec);
 	}
 	if (st->q.has_question) {
 		rec.qname_len = st->q.qname_len;
@@ -481,6 +484,9 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 	}
 	const struct snapshot_tenant *t = snapshot_tenant(st.snap, (uint32_t)st.tenant);
 	memcpy(st.tenant_id, t->id, sizeof st.tenant_id);
+	st.privacy = t->privacy;
+	st.trunc_v4 = t->trunc_v4;
+	st.trunc_v6 = t->trunc_v6;
 
 	if (st.q.qclass != WIRE_CLASS_IN)
 		return answer_minimal(&st, pkt, out, cap, WIRE_RCODE_NOTIMP, 0, NULL, STAT_REFUSED);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "privacy.h"
 #include "snaphold.h"
 #include "stats.h"
 
@@ -72,6 +73,7 @@ struct resolver {
 	struct ratelimit *ratelimit;
 	struct proxyv2_allow *proxy_allow;  /* NULL: nobody may send PROXY headers */
 	struct querylog *querylog;          /* NULL: no query log */
+	struct privacy_secret privacy_secret;  /* keys the client pseudonyms of the query log */
 	struct upstream_set *upstreams;
 	struct worker **workers;
 	unsigned nworkers;
@@ -91,6 +93,7 @@ struct worker {
 	struct event *housekeeping;
 	struct upstream_client *upstream;
 	struct querylog_queue *log_queue;
+	struct privacy_day *privacy;
 	struct tenantstats *tenants;
 	struct worker_stats stats;
 };

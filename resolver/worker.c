@@ -188,6 +188,7 @@ static void worker_free(struct worker *w)
 	if (w->housekeeping)
 		event_free(w->housekeeping);
 	tenantstats_free(w->tenants);
+	privacy_day_free(w->privacy);
 	snapview_release(w->r->policy, &w->view);
 	if (w->base)
 		event_base_free(w->base);
@@ -208,7 +209,8 @@ static struct worker *worker_new(struct resolver *r, unsigned index)
 		goto fail;
 	w->upstream = upstream_client_new(w->base, r->upstreams, &w->stats);
 	w->tenants = tenantstats_new();
-	if (!w->upstream || !w->tenants)
+	w->privacy = privacy_day_new(&r->privacy_secret);
+	if (!w->upstream || !w->tenants || !w->privacy)
 		goto fail;
 	if (r->querylog)
 		w->log_queue = querylog_queue(r->querylog, index);
