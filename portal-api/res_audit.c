@@ -134,7 +134,7 @@ int h_nodes_list(struct req *r)
 		" SELECT json_build_object('id', n.id, 'name', n.name, 'description', n.description,"
 		"  'software_version', n.software_version, 'snapshot_version', n.snapshot_version,"
 		"  'snapshot_loaded_at', n.snapshot_loaded_at, 'current',"
-		"  n.snapshot_version IS NOT NULL AND n.snapshot_version = cur.v,"
+		"  coalesce(n.snapshot_version = cur.v, false),"
 		"  'last_seen_at', n.last_seen_at, 'last_seen_ip', host(n.last_seen_ip),"
 		"  'revoked', n.revoked_at IS NOT NULL, 'last_error', n.last_error,"
 		"  'last_error_at', n.last_error_at)::text"

@@ -106,6 +106,8 @@ int h_login(struct req *r)
 	    valid_string(r, b, "password", "", true, 1, PASSWORD_MAX_LEN, &password) < 0 ||
 	    valid_string(r, b, "totp_code", "", false, 6, 6, &code) < 0)
 		return -1;
+	if (code && strspn(code, "0123456789") != 6)
+		return req_error(r, 422, "invalid_field", "totp_code", "must be six digits");
 	size_t i;
 	for (i = 0; email[i] && i + 1 < sizeof lower; i++)
 		lower[i] = (char)(email[i] >= 'A' && email[i] <= 'Z' ? email[i] + 32 : email[i]);
@@ -298,6 +300,8 @@ int h_totp_confirm(struct req *r)
 	if (valid_only(r, r->body, "", allowed) < 0 ||
 	    valid_string(r, r->body, "code", "", true, 6, 6, &code) < 0)
 		return -1;
+	if (strspn(code, "0123456789") != 6)
+		return req_error(r, 422, "invalid_field", "code", "must be six digits");
 	if (strcmp(r->who.type, "user") != 0 || !cfg->totp_key_loaded)
 		return req_error(r, 409, "totp_unavailable", NULL, "no enrolment to confirm");
 	if (req_begin(r) < 0)

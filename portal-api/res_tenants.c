@@ -6,8 +6,11 @@
  *     kind; a tenant administrator may rename its tenants and edit contacts and notes.
  *  3. A network may overlap another tenant's network only when it is strictly more specific
  *     (inside it), and then only a ministry administrator may add it; an exact duplicate or a
- *     prefix that covers another tenant's network is refused (409). Insertions take a lock
- *     on networks so two concurrent adds cannot both pass the check.
+ *     prefix that covers another tenant's network is refused (409). A prefix inside the
+ *     tenant's own network, itself more specific than the other tenant's, takes nothing from
+ *     that tenant (longest prefix already picks this one) and needs no ministry
+ *     administrator. Insertions take a lock on networks so two concurrent adds cannot both
+ *     pass the check.
  */
 #include <stdio.h>
 #include <string.h>
@@ -142,7 +145,9 @@ static int network_insert(struct req *r, const char *tenant_id, const char *cidr
 	auto_pqclear PGresult *o = pg_query(r->pg,
 		"SELECT count(*) FILTER (WHERE n.prefix = $1::cidr),"
 		"       count(*) FILTER (WHERE n.tenant_id <> $2 AND NOT $1::cidr << n.prefix),"
-		"       count(*) FILTER (WHERE n.tenant_id <> $2)"
+		"       count(*) FILTER (WHERE n.tenant_id <> $2 AND NOT EXISTS ("
+		"           SELECT 1 FROM networks o WHERE o.tenant_id = $2"
+		"              AND $1::cidr <<= o.prefix AND o.prefix << n.prefix))"
 		"  FROM networks n WHERE n.prefix && $1::cidr", cidr, tenant_id);
 	if (!o)
 		return req_db_failed(r);

@@ -1,0 +1,691 @@
+"""aegis-portal-api over HTTP against a real PostgreSQL: authentication, role scoping, field
+errors, network overlap rules, the audit chain, NOTIFY to tenantd, lists, and the OpenAPI
+document as the contract every answer is held to."""
+import json
+import select
+import subprocess
+import time
+
+import jsonschema
+import psycopg2
+import pytest
+
+from conftest import BIN
+from portalapilib import (OPENAPI, Client, Portal, free_port, hash_password, migrate,
+                          new_database, drop_database, portal_cmd, portal_config, route_of,
+                          superuser_conn, totp)
+
+
+class World:
+    pass
+
+
+@pytest.fixture(scope="module")
+def w(tmp_path_factory):
+    """One database and one daemon for the module, with a ministry, a school and a hospital
+    below it, and a key for each role."""
+    tmp = tmp_path_factory.mktemp("portal")
+    name, dsn = new_database()
+    x = World()
+    x.tmp, x.dbname, x.dsn = tmp, name, dsn
+    try:
+        migrate(tmp, dsn)
+        x.port = free_port()
+        (tmp / "totp.key").write_text("ab" * 32 + "\n")
+        x.conf = portal_config(tmp, dsn, x.port, totp_key_file=tmp / "totp.key")
+        r = portal_cmd(x.conf, "bootstrap-key", "first admin")
+        assert r.returncode == 0, r.stderr
+        x.ministry_key = r.stdout.strip()
+        again = portal_cmd(x.conf, "bootstrap-key", "second")
+        assert again.returncode != 0 and "live" in again.stderr
+        x.portal = Portal(x.conf, x.port).start()
+        x.admin = Client(x.port, x.ministry_key)
+        x.anon = Client(x.port)
+        x.db = psycopg2.connect(dsn)
+        x.db.autocommit = True
+
+        def tenant(body):
+            a = x.admin.post("/v1/tenants", body)
+            assert a.status == 201, a
+            return a.json["id"]
+        x.ministry = tenant({"kind": "ministry", "name": "Ministry of Health", "slug": "ministry",
+                             "networks": [{"cidr": "10.0.0.0/8", "description": "national"}]})
+        x.school = tenant({"kind": "school", "name": "School One", "slug": "school-1",
+                           "parent_id": x.ministry,
+                           "contacts": [{"name": "IT desk", "email": "it@school.example"}],
+                           "networks": [{"cidr": "10.1.0.0/16"}]})
+        x.hospital = tenant({"kind": "hospital", "name": "Hospital One", "slug": "hospital-1",
+                             "parent_id": x.ministry, "networks": [{"cidr": "10.2.0.0/16"},
+                                                                   {"cidr": "2001:db8:2::/48"}]})
+        x.annex = tenant({"kind": "school", "name": "School Annex", "slug": "school-1-annex",
+                          "parent_id": x.school})
+
+        def key(role, tenant=None):
+            a = x.admin.post("/v1/api-keys", {"name": f"{role} key", "role": role,
+                                              "tenant_id": tenant, "expires_in_days": 7})
+            assert a.status == 201, a
+            assert a.json["key"].startswith("ak." + a.json["prefix"] + ".")
+            return Client(x.port, a.json["key"]), a.json["id"]
+        x.school_admin, _ = key("tenant_admin", x.school)
+        x.hospital_admin, _ = key("tenant_admin", x.hospital)
+        x.school_soc, _ = key("soc_analyst", x.school)
+        x.auditor, _ = key("auditor")
+        x.school_auditor, _ = key("auditor", x.school)
+        yield x
+    finally:
+        if getattr(x, "portal", None):
+            assert x.portal.stop() == 0
+        if getattr(x, "db", None):
+            x.db.close()
+        drop_database(name)
+
+
+def sql(w, query, *params):
+    with w.db.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else None
+
+
+# ---- service routes and HTTP-level refusals ----
+
+def test_health_metrics_and_document_need_no_token(w):
+    assert w.anon.get("/v1/health").json["status"] == "ok"
+    m = w.anon.get("/metrics")
+    assert m.status == 200 and b"aegis_portal_requests_total" in m.raw
+    doc = w.anon.get("/v1/openapi.json")
+    assert doc.status == 200 and doc.json == json.loads(OPENAPI.read_text()), \
+        "the served document is the repository's (rebuild after editing openapi.json)"
+
+
+def test_http_refusals_are_json_errors(w):
+    a = w.admin.get("/v1/nothing-here")
+    assert a.status == 404 and a.error["code"] == "not_found"
+    a = w.admin.call("PUT", "/v1/tenants")
+    assert a.status == 405 and "GET" in a.headers["Allow"] and "POST" in a.headers["Allow"]
+    a = w.admin.get("/v1/tenants/not-a-uuid")
+    assert a.status == 404
+    a = w.admin.post("/v1/tenants", raw=b"{}", ctype="text/plain")
+    assert a.status == 415 and a.error["field"] == "Content-Type"
+    a = w.admin.post("/v1/tenants", raw=b'{"kind": ', ctype="application/json")
+    assert a.status == 400 and a.error["code"] == "invalid_json"
+    a = w.admin.post("/v1/tenants", raw=b'[1, 2]', ctype="application/json")
+    assert a.status == 400 and a.error["code"] == "invalid_json"
+    a = w.admin.post("/v1/tenants", raw=b'{"name": "a", "name": "b"}', ctype="application/json")
+    assert a.status == 400, "duplicate keys are refused, not silently merged"
+    big = b'{"notes": "' + b"x" * 70000 + b'"}'
+    a = w.admin.post("/v1/tenants", raw=big, ctype="application/json")
+    assert a.status == 413 and a.error["code"] == "body_too_large"
+    a = w.admin.get("/v1/tenants?limit=0")
+    assert a.status == 400 and a.error["field"] == "limit"
+
+
+def test_database_unreachable_answers_503_json(w, tmp_path):
+    port = free_port()
+    conf = portal_config(tmp_path, "host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2",
+                         port)
+    p = Portal(conf, port).start()
+    try:
+        a = Client(port).get("/v1/health")
+        assert a.status == 503 and a.error["code"] == "database_unavailable"
+        a = Client(port, w.ministry_key).get("/v1/tenants")
+        assert a.status == 503 and a.error["code"] == "database_unavailable"
+    finally:
+        assert p.stop() == 0
+
+
+def test_plain_http_off_loopback_needs_explicit_permission(w, tmp_path):
+    port = free_port()
+    conf = portal_config(tmp_path, w.dsn, port).read_text().replace(
+        f'"127.0.0.1:{port}"', f'"0.0.0.0:{port}"')
+    path = tmp_path / "wild.conf"
+    path.write_text(conf)
+    r = subprocess.run([str(BIN / "aegis-portal-api"), "-c", str(path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0 and "allow_plain_non_loopback" in r.stderr
+    path.write_text(conf.replace("threads = 2;", "threads = 2; allow_plain_non_loopback = true;"))
+    p = Portal(path, port).start()
+    try:
+        assert Client(port).get("/v1/health").status == 200
+    finally:
+        assert p.stop() == 0
+
+
+# ---- authentication ----
+
+def unauthenticated(a):
+    return (a.status == 401 and a.error["code"] == "unauthenticated"
+            and a.headers["WWW-Authenticate"].startswith("Bearer"))
+
+
+def test_authentication_failures_all_look_alike(w):
+    assert unauthenticated(w.anon.get("/v1/tenants"))
+    assert unauthenticated(w.anon.get("/v1/tenants", headers={"Authorization": "Basic eDp5"}))
+    assert unauthenticated(Client(w.port, "ak.nonsense").get("/v1/tenants"))
+    forged = w.ministry_key[:-4] + ("AAAA" if not w.ministry_key.endswith("AAAA") else "BBBB")
+    assert unauthenticated(Client(w.port, forged).get("/v1/tenants")), "right prefix, bad secret"
+
+    created = w.admin.post("/v1/api-keys", {"name": "short-lived", "role": "auditor"})
+    key = Client(w.port, created.json["key"])
+    assert key.get("/v1/audit").status == 200
+    sql(w, "UPDATE api_keys SET created_at = now() - interval '2 days',"
+           " expires_at = now() - interval '1 day' WHERE id = %s", created.json["id"])
+    assert unauthenticated(key.get("/v1/audit")), "expired"
+
+    created = w.admin.post("/v1/api-keys", {"name": "to revoke", "role": "auditor"})
+    key = Client(w.port, created.json["key"])
+    assert key.get("/v1/audit").status == 200
+    assert w.admin.delete(f"/v1/api-keys/{created.json['id']}").status == 204
+    assert unauthenticated(key.get("/v1/audit")), "revoked"
+    listed = {k["id"]: k for k in w.admin.get("/v1/api-keys").json["items"]}
+    assert listed[created.json["id"]]["revoked_at"] is not None
+    assert all("key" not in k for k in listed.values()), "the secret is never listed"
+    hashes = sql(w, "SELECT count(*) FROM api_keys WHERE encode(key_hash, 'hex') = %s",
+                 created.json["key"])
+    assert hashes[0][0] == 0
+
+
+def make_user(w, email, password, role, tenant=None):
+    uid = sql(w, "INSERT INTO users (email, password_hash) VALUES (%s, %s) RETURNING id",
+              email, hash_password(password))[0][0]
+    sql(w, "INSERT INTO role_grants (user_id, role, tenant_id) VALUES (%s, %s, %s)",
+        uid, role, tenant)
+    return uid
+
+
+def test_login_session_lockout_and_logout(w):
+    uid = make_user(w, "admin@school.example", "correct horse battery", "tenant_admin", w.school)
+    bad = {"email": "admin@school.example", "password": "wrong password!"}
+    for _ in range(3):
+        a = w.anon.post("/v1/auth/login", bad)
+        assert a.status == 401 and a.error["code"] == "invalid_credentials"
+    a = w.anon.post("/v1/auth/login", {"email": "Admin@School.example",
+                                       "password": "correct horse battery"})
+    assert a.status == 429 and a.error["code"] == "locked_out" and int(a.headers["Retry-After"]) > 0
+    assert sql(w, "SELECT failed_logins, locked_until > now() FROM users WHERE id = %s",
+               uid)[0] == (3, True)
+    sql(w, "UPDATE users SET locked_until = now() - interval '1 second' WHERE id = %s", uid)
+    a = w.anon.post("/v1/auth/login", {"email": "Admin@School.example",
+                                       "password": "correct horse battery"})
+    assert a.status == 200, a
+    assert a.json["token"].startswith("as.")
+    assert sql(w, "SELECT failed_logins FROM users WHERE id = %s", uid)[0][0] == 0
+    me = Client(w.port, a.json["token"])
+    who = me.get("/v1/me").json
+    assert who["type"] == "user" and who["roles"] == ["tenant_admin"]
+    assert who["grants"] == [{"role": "tenant_admin", "tenant_id": w.school}]
+    assert me.get(f"/v1/tenants/{w.hospital}").status == 404
+    assert me.get(f"/v1/tenants/{w.annex}").status == 200
+    unknown = w.anon.post("/v1/auth/login", {"email": "nobody@x.example", "password": "whatever!"})
+    assert unknown.status == 401 and unknown.error["code"] == "invalid_credentials"
+    assert me.post("/v1/auth/logout").status == 204
+    assert unauthenticated(me.get("/v1/me"))
+    actions = [r[0] for r in sql(w, "SELECT action FROM audit_log WHERE details->>'email' ="
+                                    " 'admin@school.example' OR actor_id = %s ORDER BY id", uid)]
+    assert actions.count("auth.login_failed") >= 4 and "auth.login" in actions
+    assert "auth.logout" in actions
+
+
+def test_expired_session_is_refused(w):
+    make_user(w, "soc@ministry.example", "a long soc password", "soc_analyst")
+    a = w.anon.post("/v1/auth/login", {"email": "soc@ministry.example",
+                                       "password": "a long soc password"})
+    assert a.status == 200
+    s = Client(w.port, a.json["token"])
+    assert s.get("/v1/me").status == 200
+    sql(w, "UPDATE sessions SET created_at = now() - interval '2 hours',"
+           " expires_at = now() - interval '1 hour' WHERE id = %s", a.json["session_id"])
+    assert unauthenticated(s.get("/v1/me"))
+
+
+def test_totp_enrolment_and_second_factor(w):
+    make_user(w, "auditor@ministry.example", "an auditor's password", "auditor")
+    login = {"email": "auditor@ministry.example", "password": "an auditor's password"}
+    s = Client(w.port, w.anon.post("/v1/auth/login", login).json["token"])
+    e = s.post("/v1/me/totp")
+    assert e.status == 200 and e.json["otpauth_uri"].startswith("otpauth://totp/")
+    secret = e.json["secret"]
+    sealed = sql(w, "SELECT octet_length(totp_secret_enc), position(%s::bytea in totp_secret_enc)"
+                    " FROM users WHERE email = 'auditor@ministry.example'", secret)[0]
+    assert sealed[0] > 20 and sealed[1] == 0, "the secret is stored sealed"
+    assert s.post("/v1/me/totp/confirm", {"code": "000000" if totp(secret) != "000000"
+                                          else "111111"}).status == 422
+    assert s.post("/v1/me/totp/confirm", {"code": totp(secret)}).status == 204
+
+    a = w.anon.post("/v1/auth/login", login)
+    assert a.status == 401 and a.error["code"] == "totp_required"
+    # A code of the next step is also accepted (clock drift), and not replayable afterwards.
+    code = totp(secret, at=time.time() + 30)
+    a = w.anon.post("/v1/auth/login", dict(login, totp_code=code))
+    assert a.status == 200, a
+    a = w.anon.post("/v1/auth/login", dict(login, totp_code=code))
+    assert a.status == 401 and a.error["field"] == "totp_code", "a code is used once"
+    assert w.anon.post("/v1/auth/login", dict(login, totp_code="12345x")).status == 422
+
+
+def test_api_key_issuing_cannot_escalate(w):
+    a = w.school_admin.post("/v1/api-keys", {"name": "x", "role": "ministry_admin"})
+    assert a.status == 403
+    a = w.school_admin.post("/v1/api-keys", {"name": "x", "role": "auditor"})
+    assert a.status == 403, "a tenant admin issues no global key"
+    a = w.school_admin.post("/v1/api-keys", {"name": "x", "role": "soc_analyst",
+                                             "tenant_id": w.hospital})
+    assert a.status == 422 and a.error["field"] == "tenant_id"
+    a = w.school_admin.post("/v1/api-keys", {"name": "annex soc", "role": "soc_analyst",
+                                             "tenant_id": w.annex})
+    assert a.status == 201
+    assert a.json["id"] in {k["id"] for k in w.school_admin.get("/v1/api-keys").json["items"]}
+    assert a.json["id"] not in {k["id"] for k in w.hospital_admin.get("/v1/api-keys").json["items"]}
+    assert w.hospital_admin.delete(f"/v1/api-keys/{a.json['id']}").status == 404
+
+
+# ---- authorisation matrix: every role x endpoint x own / child / other tenant ----
+
+# (method, path template, body) and the expected status per caller for each target tenant.
+# {t} is the target tenant; callers: ministry (global), school admin, school SOC analyst,
+# global auditor, school auditor. Targets: own = school, child = annex, other = hospital.
+OK_READ = {"ministry": 200, "admin": 200, "soc": 200, "auditor": 403, "school_auditor": 403}
+MATRIX = [
+    ("GET", "/v1/tenants/{t}", None,
+     {"own": {"ministry": 200, "admin": 200, "soc": 200, "auditor": 200, "school_auditor": 200},
+      "child": {"ministry": 200, "admin": 200, "soc": 200, "auditor": 200, "school_auditor": 200},
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 200, "school_auditor": 404}}),
+    ("GET", "/v1/tenants/{t}/policy", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("GET", "/v1/tenants/{t}/networks", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("GET", "/v1/tenants/{t}/lists", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("PATCH", "/v1/tenants/{t}/policy", {"ede_contact": "call the helpdesk"},
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("PATCH", "/v1/tenants/{t}", {"notes": "checked"},
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("POST", "/v1/tenants/{t}/lists", "list",
+     {k: {"ministry": 201, "admin": 404 if k == "other" else 201, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("DELETE", "/v1/tenants/{t}", None,
+     {k: {"ministry": None, "admin": 403, "soc": 403, "auditor": 403, "school_auditor": 403}
+      for k in ("own", "child", "other")}),
+]
+GLOBAL = [
+    ("GET", "/v1/tenants", {"ministry": 200, "admin": 200, "soc": 200, "auditor": 200,
+                            "school_auditor": 200}),
+    ("GET", "/v1/audit", {"ministry": 200, "admin": 403, "soc": 403, "auditor": 200,
+                          "school_auditor": 200}),
+    ("GET", "/v1/audit/verify", {"ministry": 200, "admin": 403, "soc": 403, "auditor": 200,
+                                 "school_auditor": 403}),
+    ("GET", "/v1/feeds", {"ministry": 200, "admin": 403, "soc": 403, "auditor": 403,
+                          "school_auditor": 403}),
+    ("GET", "/v1/nodes", {"ministry": 200, "admin": 403, "soc": 403, "auditor": 403,
+                          "school_auditor": 403}),
+    ("GET", "/v1/national-lists", {"ministry": 200, "admin": 200, "soc": 200, "auditor": 403,
+                                   "school_auditor": 403}),
+    ("GET", "/v1/categories", {"ministry": 200, "admin": 200, "soc": 200, "auditor": 200,
+                               "school_auditor": 200}),
+    ("GET", "/v1/api-keys", {"ministry": 200, "admin": 200, "soc": 403, "auditor": 403,
+                             "school_auditor": 403}),
+    ("POST", "/v1/tenants", {"ministry": None, "admin": 403, "soc": 403, "auditor": 403,
+                             "school_auditor": 403}),
+]
+
+
+def test_authorisation_matrix(w):
+    callers = {"ministry": w.admin, "admin": w.school_admin, "soc": w.school_soc,
+               "auditor": w.auditor, "school_auditor": w.school_auditor}
+    targets = {"own": w.school, "child": w.annex, "other": w.hospital}
+    failures = []
+    n = 0
+    for method, template, body, expect in MATRIX:
+        for where, tenant in targets.items():
+            for who, want in expect[where].items():
+                if want is None:
+                    continue
+                b = body
+                if body == "list":
+                    b = {"kind": "deny", "name": f"matrix {who} {where}"}
+                a = callers[who].call(method, template.format(t=tenant), body=b)
+                n += 1
+                if a.status != want:
+                    failures.append(f"{who} {method} {template} on {where}: {a.status} != {want}")
+                if a.status == 404:
+                    assert a.error["code"] == "not_found" and "Hospital" not in a.raw.decode()
+    for method, path, expect in GLOBAL:
+        for who, want in expect.items():
+            if want is None:
+                continue
+            a = callers[who].call(method, path, body={} if method == "POST" else None)
+            n += 1
+            if a.status != want:
+                failures.append(f"{who} {method} {path}: {a.status} != {want}")
+    assert not failures, "\n".join(failures)
+    assert n > 100
+    # What a scoped caller lists is its subtree, not more.
+    slugs = {t["slug"] for t in w.school_admin.get("/v1/tenants").json["items"]}
+    assert slugs == {"school-1", "school-1-annex"}
+    rows = w.school_auditor.get("/v1/audit?limit=1000").json["items"]
+    assert rows and {r["tenant_id"] for r in rows} <= {w.school, w.annex}
+
+
+# ---- bad input: every field named ----
+
+BAD_BODIES = [
+    ("/v1/tenants", {"kind": "castle", "name": "x", "slug": "x"}, 422, "kind"),
+    ("/v1/tenants", {"kind": "school", "name": "", "slug": "x"}, 422, "name"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "Bad Slug"}, 422, "slug"),
+    ("/v1/tenants", {"kind": "school", "name": "x"}, 422, "slug"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x", "parent_id": "nope"}, 422,
+     "parent_id"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x", "colour": "red"}, 422, "colour"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "contacts": [{"name": "a"}, {"name": "b", "email": "not-an-address"}]},
+     422, "contacts[1].email"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "contacts": [{"name": "a\u0007"}]}, 422, "contacts[0].name"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "networks": [{"cidr": "10.9.0.0/16"}, {"cidr": "10.9.0.1/16"}]},
+     422, "networks[1].cidr"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "networks": [{"cidr": "::ffff:10.9.0.0/112"}]}, 422, "networks[0].cidr"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "networks": [{"cidr": "10.0.0.0/4"}]}, 422, "networks[0].cidr"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "x",
+                     "networks": [{"cidr": "10.9.0.0/16", "mask": 1}]}, 422, "networks[0].mask"),
+    ("/v1/tenants", {"kind": "school", "name": "x", "slug": "ministry"}, 409, "slug"),
+    ("/v1/tenants/{school}/policy", {"block_action": "explode"}, 422, "block_action"),
+    ("/v1/tenants/{school}/policy", {"block_action": "sinkhole"}, 422, "block_action"),
+    ("/v1/tenants/{school}/policy", {"sinkhole_v4": "2001:db8::1"}, 422, "sinkhole_v4"),
+    ("/v1/tenants/{school}/policy", {"retention_days": 0}, 422, "retention_days"),
+    ("/v1/tenants/{school}/policy", {"log_truncate_v6": 129}, 422, "log_truncate_v6"),
+    ("/v1/tenants/{school}/policy", {"safe_search": "yes"}, 422, "safe_search"),
+    ("/v1/tenants/{school}/policy", {"ede_contact": "x" * 201}, 422, "ede_contact"),
+    ("/v1/tenants/{school}/policy", {"categories": {"adult": "maybe"}}, 422, "categories.adult"),
+    ("/v1/tenants/{school}/policy", {"categories": {"knitting": "block"}}, 422,
+     "categories.knitting"),
+    ("/v1/tenants/{school}/networks", {"cidr": "10.1.2.3"}, 422, "cidr"),
+    ("/v1/tenants/{school}/networks", {"cidr": 17}, 422, "cidr"),
+    ("/v1/tenants/{school}/lists", {"kind": "block", "name": "x"}, 422, "kind"),
+    ("/v1/national-lists", {"kind": "deny", "name": "x"}, 422, "kind"),
+    ("/v1/api-keys", {"name": "x", "role": "root"}, 422, "role"),
+    ("/v1/api-keys", {"name": "x", "role": "auditor", "expires_in_days": 0}, 422,
+     "expires_in_days"),
+    ("/v1/auth/login", {"email": "a@b.c"}, 422, "password"),
+]
+
+
+def test_every_bad_field_is_named(w):
+    failures = []
+    for path, body, status, field in BAD_BODIES:
+        path = path.format(school=w.school)
+        method = "PATCH" if path.endswith("/policy") else "POST"
+        a = w.admin.call(method, path, body=body)
+        if a.status != status or a.error.get("field") != field:
+            failures.append(f"{method} {path} {body}: {a.status} {a.error}")
+    assert not failures, "\n".join(failures)
+    assert sql(w, "SELECT count(*) FROM tenants WHERE slug = 'x'")[0][0] == 0, \
+        "a refused body changes nothing"
+
+
+# ---- networks ----
+
+def test_network_overlap_rules(w):
+    school_nets = f"/v1/tenants/{w.school}/networks"
+    a = w.school_admin.post(school_nets, {"cidr": "10.2.0.0/16"})
+    assert a.status == 409 and a.error["code"] == "conflict", "exact duplicate of the hospital's"
+    a = w.school_admin.post(school_nets, {"cidr": "10.2.0.0/15"})
+    assert a.status == 409 and a.error["code"] == "network_overlap", "covers the hospital's"
+    a = w.school_admin.post(school_nets, {"cidr": "10.2.5.0/24"})
+    assert a.status == 403 and a.error["code"] == "overlap_needs_ministry_admin"
+    assert "10.2.0.0" not in a.raw.decode(), "another tenant's prefix is not disclosed"
+    a = w.admin.post(school_nets, {"cidr": "10.2.5.0/24", "description": "school wing"})
+    assert a.status == 201 and a.json["cidr"] == "10.2.5.0/24"
+    a = w.school_admin.post(school_nets, {"cidr": "10.1.7.0/24"})
+    assert a.status == 201, "inside the tenant's own network is fine"
+    a = w.school_admin.post(f"/v1/tenants/{w.annex}/networks", {"cidr": "10.1.8.0/24"})
+    assert a.status == 403, "the annex is another tenant, even if a child"
+    a = w.school_admin.post(f"/v1/tenants/{w.annex}/networks", {"cidr": "2001:db8:99::/48"})
+    assert a.status == 201 and a.json["tenant_id"] == w.annex
+    nid = a.json["id"]
+    assert w.hospital_admin.get(f"/v1/networks/{nid}").status == 404
+    assert w.hospital_admin.delete(f"/v1/networks/{nid}").status == 404
+    got = w.school_admin.get(f"/v1/networks/{nid}")
+    stale = w.school_admin.patch(f"/v1/networks/{nid}", {"description": "v6"},
+                                 headers={"If-Match": '"999"'})
+    assert stale.status == 412
+    ok = w.school_admin.patch(f"/v1/networks/{nid}", {"description": "v6"},
+                              headers={"If-Match": got.headers["ETag"]})
+    assert ok.status == 200 and ok.headers["ETag"] != got.headers["ETag"]
+    assert w.school_admin.delete(f"/v1/networks/{nid}").status == 204
+    assert w.school_admin.get(f"/v1/networks/{nid}").status == 404
+
+
+# ---- policy: tenantd would see the change ----
+
+def test_policy_change_notifies_tenantd_and_bumps_revision(w):
+    listener = psycopg2.connect(w.dsn)
+    listener.autocommit = True
+    try:
+        with listener.cursor() as cur:
+            cur.execute("LISTEN aegis_policy_changed")
+        path = f"/v1/tenants/{w.school}/policy"
+        before = w.school_admin.get(path)
+        rev = before.json["revision"]
+        assert before.json["categories"]["malware"] == {"mode": "block", "kind": "threat",
+                                                        "explicit": False}
+        a = w.school_admin.patch(path, {"categories": {"adult": "block", "social": "monitor",
+                                                       "malware": "default"},
+                                        "safe_search": True, "block_action": "sinkhole",
+                                        "sinkhole_v4": "192.0.2.10"},
+                                 headers={"If-Match": before.headers["ETag"]})
+        assert a.status == 200, a
+        assert a.json["revision"] > rev and a.json["safe_search"] is True
+        assert a.json["categories"]["adult"]["mode"] == "block"
+        assert a.json["categories"]["social"] == {"mode": "monitor", "kind": "content",
+                                                  "explicit": True}
+        assert a.json["sinkhole_v4"] == "192.0.2.10"
+        got = set()
+        for _ in range(20):
+            if select.select([listener], [], [], 0.5)[0]:
+                listener.poll()
+                got |= {n.payload for n in listener.notifies}
+                listener.notifies.clear()
+            if {"policies", "policy_categories"} <= got:
+                break
+        assert {"policies", "policy_categories"} <= got
+        stale = w.school_admin.patch(path, {"safe_search": False},
+                                     headers={"If-Match": before.headers["ETag"]})
+        assert stale.status == 412 and stale.error["code"] == "precondition_failed"
+        row = sql(w, "SELECT mode FROM policy_categories_effective WHERE tenant_id = %s"
+                     " AND category = 'adult'", w.school)
+        assert row == [("block",)], "what tenantd's compiler reads"
+        only_cat = w.school_admin.patch(path, {"categories": {"gambling": "block"}})
+        assert only_cat.json["revision"] > a.json["revision"], "categories move the ETag too"
+    finally:
+        listener.close()
+
+
+# ---- lists ----
+
+def test_lists_entries_import_and_export(w):
+    a = w.school_admin.post(f"/v1/tenants/{w.school}/lists", {"kind": "deny", "name": "Blocked"})
+    assert a.status == 201
+    lid = a.json["id"]
+    assert w.school_admin.post(f"/v1/tenants/{w.school}/lists",
+                               {"kind": "allow", "name": "Blocked"}).status == 409
+    e = w.school_admin.post(f"/v1/lists/{lid}/entries", {"domain": "Bad.Example.", "comment": "x"})
+    assert e.status == 201 and e.json["domain"] == "bad.example"
+    assert w.school_admin.post(f"/v1/lists/{lid}/entries", {"domain": "bad.example"}).status == 409
+    bad = w.school_admin.post(f"/v1/lists/{lid}/entries", {"domain": "10.0.0.1"})
+    assert bad.status == 422 and bad.error["field"] == "domain"
+    assert w.hospital_admin.get(f"/v1/lists/{lid}").status == 404
+    assert w.hospital_admin.post(f"/v1/lists/{lid}/entries", {"domain": "x.example"}).status == 404
+
+    csv = ('domain,comment\r\n'
+           'evil.example,"phishing, reported by ""CERT"""\r\n'
+           '*.ads.example,"=HYPERLINK(""x"")"\r\n'
+           'evil.example,later comment wins\r\n').encode()
+    r = w.school_admin.put(f"/v1/lists/{lid}/entries", raw=csv, ctype="text/csv")
+    assert r.status == 200, r
+    assert r.json["added"] == 2 and r.json["removed"] == 1 and r.json["total"] == 2
+    names = [x["domain"] for x in w.school_admin.get(f"/v1/lists/{lid}/entries").json["items"]]
+    assert names == ["ads.example", "evil.example"]
+    out = w.school_soc.get(f"/v1/lists/{lid}/export?format=csv")
+    assert out.status == 200 and out.headers["Content-Type"].startswith("text/csv")
+    text = out.raw.decode()
+    assert text.splitlines()[0] == "domain,comment"
+    assert "ads.example,\"'=HYPERLINK(\"\"x\"\")\"" in text, "no formula reaches a spreadsheet"
+    assert "evil.example,later comment wins" in text
+    again = w.school_admin.put(f"/v1/lists/{lid}/entries", raw=out.raw, ctype="text/csv")
+    assert again.status == 200 and again.json["total"] == 2 and again.json["added"] == 0
+
+    plain = b"# from the helpdesk\nnew.example\n\nads.example\n"
+    r = w.school_admin.put(f"/v1/lists/{lid}/entries?mode=merge", raw=plain, ctype="text/plain")
+    assert r.status == 200 and r.json["added"] == 1 and r.json["total"] == 3
+    r = w.school_admin.put(f"/v1/lists/{lid}/entries", raw=b"ok.example\nnot a name\n",
+                           ctype="text/plain")
+    assert r.status == 422 and r.error["field"] == "line 2"
+    assert w.school_admin.get(f"/v1/lists/{lid}").json["entry_count"] == 3, "nothing half-done"
+    r = w.school_admin.put(f"/v1/lists/{lid}/entries", raw=b'a.example,"open', ctype="text/csv")
+    assert r.status == 422 and r.error["field"] == "line 1"
+    plain_out = w.school_admin.get(f"/v1/lists/{lid}/export?format=plain")
+    assert plain_out.raw.decode().split() == ["ads.example", "evil.example", "new.example"]
+    assert w.school_admin.delete(f"/v1/lists/{lid}/entries/NEW.example").status == 204
+    assert w.school_admin.delete(f"/v1/lists/{lid}/entries/new.example").status == 404
+    assert sql(w, "SELECT count(*) FROM list_entries WHERE list_id = %s", lid)[0][0] == 2
+
+
+def test_national_lists_are_for_the_ministry(w):
+    a = w.school_admin.post("/v1/national-lists", {"kind": "block", "name": "x"})
+    assert a.status == 403
+    a = w.admin.post("/v1/national-lists", {"kind": "block", "name": "Court orders"})
+    assert a.status == 201 and a.json["scope"] == "national" and a.json["tenant_id"] is None
+    lid = a.json["id"]
+    assert w.school_admin.get(f"/v1/lists/{lid}").status == 200
+    assert w.school_admin.post(f"/v1/lists/{lid}/entries", {"domain": "x.example"}).status == 404
+    assert w.admin.post(f"/v1/lists/{lid}/entries", {"domain": "court.example"}).status == 201
+    assert w.school_soc.get(f"/v1/lists/{lid}/export?format=plain").raw == b"court.example\n"
+
+
+# ---- audit trail ----
+
+def test_every_change_is_audited_and_the_chain_holds(w):
+    a = w.school_admin.patch(f"/v1/tenants/{w.annex}", {"name": "Annex of School One"},
+                             headers={"X-Request-Id": "req-audit-test-1"})
+    assert a.status == 200
+    rows = w.auditor.get("/v1/audit?action=tenant.update&target_id=" + w.annex).json["items"]
+    row = rows[0]
+    assert row["actor_type"] == "api_key" and row["actor_role"] == "tenant_admin"
+    assert row["actor_ip"] == "127.0.0.1" and row["request_id"] == "req-audit-test-1"
+    assert row["before"]["name"] == "School Annex" and row["after"]["name"] == "Annex of School One"
+    assert row["tenant_id"] == w.annex
+    prefixed = w.auditor.get("/v1/audit?action=network.&limit=1000").json["items"]
+    assert prefixed and all(r["action"].startswith("network.") for r in prefixed)
+    page = w.auditor.get("/v1/audit?limit=2")
+    nxt = page.json["next"]
+    assert nxt and all(r["id"] < int(nxt) for r in w.auditor.get(
+        f"/v1/audit?limit=2&before={nxt}").json["items"])
+    assert w.auditor.get("/v1/audit?since=yesterday").status == 400
+
+    # Every mutating call so far left a row: compare counts by action with the objects.
+    n_tenants = sql(w, "SELECT count(*) FROM tenants")[0][0]
+    assert sql(w, "SELECT count(*) FROM audit_log WHERE action = 'tenant.create'")[0][0] == n_tenants
+    n_keys = sql(w, "SELECT count(*) FROM api_keys")[0][0]
+    assert sql(w, "SELECT count(*) FROM audit_log WHERE action = 'api_key.create'")[0][0] == n_keys
+
+    v = w.auditor.get("/v1/audit/verify")
+    assert v.status == 200 and v.json["intact"] is True and v.json["problems"] == []
+    assert sql(w, "SELECT count(*) FROM audit_log_verify()")[0][0] == 0
+
+    with pytest.raises(psycopg2.Error):
+        sql(w, "UPDATE audit_log SET actor_name = 'someone else' WHERE id = 2")
+
+    su = superuser_conn(w.dbname)
+    try:
+        with su.cursor() as cur:
+            cur.execute("SET session_replication_role = replica")   # triggers off: tampering
+            cur.execute("UPDATE audit_log SET actor_name = 'someone else' WHERE id = 2")
+        v = w.auditor.get("/v1/audit/verify")
+        assert v.json["intact"] is False
+        assert {"id": 2, "problem": "row_hash does not match the row content"} in v.json["problems"]
+    finally:
+        su.close()
+
+
+# ---- read-only infrastructure ----
+
+def test_feeds_and_nodes_views(w):
+    fid = sql(w, "INSERT INTO feeds (name, category, format, source, status, fetched_at,"
+                 " entry_count, refresh_interval) VALUES ('urlhaus', 'malware', 'rpz',"
+                 " '/tmp/x.rpz', 'ok', now() - interval '3 hours', 42, '1 hour') RETURNING id")[0][0]
+    sql(w, "INSERT INTO feed_refreshes (feed_id, started_at, finished_at, outcome,"
+           " entries_total, entries_added) VALUES (%s, now() - interval '3 hours',"
+           " now() - interval '3 hours', 'updated', 42, 42)", fid)
+    feeds = w.admin.get("/v1/feeds").json["items"]
+    f = [x for x in feeds if x["name"] == "urlhaus"][0]
+    assert f["stale"] is True and f["entry_count"] == 42 and f["age_seconds"] >= 3 * 3600 - 60
+    assert f["last_refresh"]["entries_total"] == 42 and "source" not in f
+    sql(w, "INSERT INTO resolver_nodes (name, token_hash, software_version, snapshot_version)"
+           " VALUES ('node-1', sha256('t'), '0.1.0', 7)")
+    nodes = w.admin.get("/v1/nodes").json
+    assert nodes["items"][0]["name"] == "node-1" and nodes["items"][0]["snapshot_version"] == 7
+    assert nodes["items"][0]["current"] is False
+
+
+# ---- the contract: OpenAPI ----
+
+def test_routes_and_document_agree(w):
+    doc = json.loads(OPENAPI.read_text())
+    r = subprocess.run([str(BIN / "aegis-portal-api"), "routes"], capture_output=True, text=True,
+                       timeout=30)
+    served = {tuple(line.split(" ", 1)) for line in r.stdout.splitlines()}
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert served == documented
+    for method, path in documented:
+        concrete = path.replace("{domain}", "x.example")
+        for name in ("tenant_id", "network_id", "list_id", "key_id"):
+            concrete = concrete.replace("{" + name + "}", "00000000-0000-4000-8000-000000000000")
+        a = w.admin.call(method, concrete, body={} if method in ("POST", "PATCH") else None,
+                         raw=b"x" if method == "PUT" else None,
+                         ctype="text/plain" if method == "PUT" else None)
+        assert a.status not in (405, 500), (method, path, a)
+
+
+def test_every_answer_matches_the_document(w):
+    """Runs last: every answer the tests above received, held to its documented schema."""
+    doc = json.loads(OPENAPI.read_text())
+    resolver = jsonschema.RefResolver.from_schema(doc)
+    checked = 0
+    problems = []
+    for method, path, ans in Client.seen:
+        template = route_of(doc["paths"], path)
+        if template is None or method.lower() not in doc["paths"][template]:
+            assert ans.status in (404, 405), (method, path, ans)
+            continue
+        op = doc["paths"][template][method.lower()]
+        resp = op["responses"].get(str(ans.status))
+        if resp is None:
+            problems.append(f"{method} {template}: status {ans.status} not documented")
+            continue
+        content = resp.get("content", {})
+        ctype = ans.headers.get("Content-Type", "").split(";")[0]
+        if not content:
+            if ans.raw:
+                problems.append(f"{method} {template} {ans.status}: undocumented body")
+            continue
+        if ctype not in content:
+            problems.append(f"{method} {template} {ans.status}: {ctype} not documented")
+            continue
+        if ctype != "application/json":
+            continue
+        try:
+            jsonschema.Draft202012Validator(content[ctype]["schema"], resolver=resolver).validate(
+                ans.json)
+            checked += 1
+        except jsonschema.ValidationError as e:
+            problems.append(f"{method} {template} {ans.status}: {e.message} at "
+                            f"{list(e.absolute_path)}")
+    assert not problems, "\n".join(sorted(set(problems))[:40])
+    assert checked > 200
