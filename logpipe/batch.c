@@ -41,6 +41,31 @@ int batch_add(struct batch *b, int32_t partition, int64_t offset, void *msg, con
 	return 0;
 }
 
+int batch_add_dead(struct batch *b, int32_t partition, int64_t offset, void *msg, int reason,
+		   const char *why, int64_t now_us)
+{
+	char *copy = strdup(why);
+	if (!copy || batch_add(b, partition, offset, msg, NULL, 0, 0, now_us) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	b->e[b->n - 1].dead = reason;
+	b->e[b->n - 1].why = copy;
+	return 0;
+}
+
+int batch_kill(struct batch *b, size_t i, int reason, const char *why)
+{
+	char *copy = strdup(why);
+	if (!copy)
+		return -ENOMEM;
+	free(b->e[i].why);
+	b->e[i].why = copy;
+	b->e[i].dead = reason;
+	b->e[i].len = 0;
+	return 0;
+}
+
 size_t batch_rows(const struct batch *b)
 {
 	size_t rows = 0;
@@ -83,15 +108,14 @@ size_t batch_days(const struct batch *b, size_t lo, size_t hi, int32_t *out, siz
 			continue;
 		int32_t d = b->e[i].day;
 		size_t k = 0;
-		while (k < count && k < cap && out[k] < d)
+		while (k < count && out[k] < d)
 			k++;
-		if (k < count && k < cap && out[k] == d)
+		if (k < count && out[k] == d)
 			continue;
-		if (count < cap) {
-			size_t end = count < cap - 1 ? count : cap - 1;
-			memmove(out + k + 1, out + k, (end - k) * sizeof *out);
-			out[k] = d;
-		}
+		if (count == cap)
+			return cap + 1;
+		memmove(out + k + 1, out + k, (count - k) * sizeof *out);
+		out[k] = d;
 		count++;
 	}
 	return count;
@@ -99,8 +123,11 @@ size_t batch_days(const struct batch *b, size_t lo, size_t hi, int32_t *out, siz
 
 void batch_clear(struct batch *b, void (*release)(void *msg))
 {
-	for (size_t i = 0; release && i < b->n; i++)
-		release(b->e[i].msg);
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->e[i].why);
+		if (release)
+			release(b->e[i].msg);
+	}
 	b->n = 0;
 	b->text_len = 0;
 }
