@@ -49,6 +49,8 @@ layer "unit tests" scripts/run-unit-tests.sh build/tests/unit/test_*
 layer "integration tests (C)" scripts/run-unit-tests.sh build/tests/integration/test_*
 layer "integration tests (black-box)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   tests/integration
+layer "end-to-end (the platform: tests/e2e)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  tests/e2e
 layer "unit tests under ASan+UBSan" make --no-print-directory -j"$(nproc)" asan
 export AEGIS_FUZZ_SEED=${AEGIS_FUZZ_SEED:-1}
 layer "fuzzers (libFuzzer, ASan+UBSan)" make --no-print-directory -j"$(nproc)" fuzz \
