@@ -59,7 +59,8 @@ static void b64_encode(const unsigned char *in, size_t len, char *out, size_t ca
 	out[m] = '\0';
 }
 
-static int b64_decode(const char *in, size_t len, unsigned char *out, size_t want)
+/* Decodes into out (cap bytes); returns the length, or -EINVAL. */
+static int b64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 {
 	char buf[64];
 	unsigned char dec[64];
@@ -79,10 +80,10 @@ static int b64_decode(const char *in, size_t len, unsigned char *out, size_t wan
 	if (n < 0)
 		return -EINVAL;
 	n -= (int)(padded - len);   /* EVP_DecodeBlock counts padding as zero bytes */
-	if ((size_t)n != want)
+	if (n <= 0 || (size_t)n > cap)
 		return -EINVAL;
-	memcpy(out, dec, want);
-	return 0;
+	memcpy(out, dec, (size_t)n);
+	return n;
 }
 
 int password_hash(const char *password, unsigned ln, unsigned r, unsigned p,
@@ -109,7 +110,7 @@ bool password_verify(const char *password, const char *stored)
 {
 	unsigned ln, r, p;
 	int used = 0;
-	unsigned char salt[SALT_LEN], key[KEY_LEN], want[KEY_LEN];
+	unsigned char salt[48], key[KEY_LEN], want[KEY_LEN];
 
 	if (!stored || sscanf(stored, "$scrypt$ln=%u,r=%u,p=%u$%n", &ln, &r, &p, &used) != 3 ||
 	    used == 0)
@@ -117,10 +118,11 @@ bool password_verify(const char *password, const char *stored)
 	if (ln < PASSWORD_LN_MIN || ln > PASSWORD_LN_MAX || r < 1 || r > 32 || p < 1 || p > 16)
 		return false;
 	const char *s = stored + used, *dollar = strchr(s, '$');
-	if (!dollar || b64_decode(s, (size_t)(dollar - s), salt, sizeof salt) < 0 ||
-	    b64_decode(dollar + 1, strlen(dollar + 1), want, sizeof want) < 0)
+	int salt_len;
+	if (!dollar || (salt_len = b64_decode(s, (size_t)(dollar - s), salt, sizeof salt)) < 1 ||
+	    b64_decode(dollar + 1, strlen(dollar + 1), want, sizeof want) != KEY_LEN)
 		return false;
-	if (scrypt(password, salt, sizeof salt, ln, r, p, key) < 0) {
+	if (scrypt(password, salt, (size_t)salt_len, ln, r, p, key) < 0) {
 		log_err("password_kdf_failed");
 		return false;
 	}
