@@ -617,6 +617,7 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 	p->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, p,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, p,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,

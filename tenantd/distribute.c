@@ -435,6 +435,7 @@ struct distribute *distribute_start(const struct distribute_config *cfg)
 	}
 	d->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, d,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->max_wait_s + 30),
 				  MHD_OPTION_END);
