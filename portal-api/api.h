@@ -15,6 +15,20 @@
 #include <stddef.h>
 
 struct portal;
+struct pgpool;
+
+/* A body produced while it is sent (CSV exports of any size). The handler embeds this as the
+ * first member of its own state and passes it to req_stream(); from then on the stream owns
+ * the request's database connection (pg), which the HTTP layer returns to the pool after
+ * fini(). fill() writes up to cap bytes into buf and sets *len; it returns 0 for more, 1 at
+ * the end (after writing *len bytes), negative to abort the transfer. */
+struct req_stream {
+	struct pgpool *pool;
+	PGconn *pg;
+	int (*fill)(struct req_stream *s, char *buf, size_t cap, size_t *len);
+	void (*fini)(struct req_stream *s);
+	bool done;
+};
 
 enum role_bit {
 	ROLE_MINISTRY_ADMIN = 1u << 0,
@@ -63,6 +77,7 @@ struct req {
 	char location[160];
 	unsigned retry_after;
 	bool error_set;
+	struct req_stream *stream;
 };
 
 /* Sets a JSON error {"error":{"code","message","field"}} (field may be NULL) once; later calls
@@ -106,6 +121,9 @@ const char *req_acting_role(const struct req *r, unsigned roles);
 #define ROLES_ADMIN (ROLE_MINISTRY_ADMIN | ROLE_TENANT_ADMIN)
 #define ROLES_READ (ROLE_MINISTRY_ADMIN | ROLE_TENANT_ADMIN | ROLE_SOC_ANALYST)
 #define ROLES_ANY (ROLES_READ | ROLE_AUDITOR)
+
+/* Answers 200 with a body of content_type that s produces (see struct req_stream). */
+int req_stream(struct req *r, struct req_stream *s, const char *content_type);
 
 /* Begins / commits / rolls back a transaction on r->pg; -1 after answering on failure. */
 int req_begin(struct req *r);

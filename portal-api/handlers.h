@@ -54,6 +54,9 @@ int h_entries_import(struct req *r);
 int h_entries_export(struct req *r);
 int h_entry_delete(struct req *r);
 
+/* res_querylog.c */
+int h_querylog_search(struct req *r);
+
 /* res_audit.c */
 int h_audit_search(struct req *r);
 int h_audit_verify(struct req *r);

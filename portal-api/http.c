@@ -197,6 +197,17 @@ bool req_if_match(const struct req *r, const char *revision)
 	return strcmp(r->if_match, want) == 0 || strcmp(r->if_match, revision) == 0;
 }
 
+int req_stream(struct req *r, struct req_stream *s, const char *content_type)
+{
+	s->pool = r->portal->pool;
+	s->pg = r->pg;
+	r->pg = NULL;
+	r->stream = s;
+	r->text_type = content_type;
+	r->status = 200;
+	return 0;
+}
+
 void req_set_etag(struct req *r, const char *revision)
 {
 	snprintf(r->etag, sizeof r->etag, "\"%s\"", revision);
@@ -370,6 +381,33 @@ static int parse_body(struct call *call)
 	return 0;
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct req_stream *s = cls;
+	size_t len = 0;
+	(void)pos;
+	if (s->done)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	int rc = s->fill(s, buf, max, &len);
+	if (rc < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (rc > 0)
+		s->done = true;
+	if (len == 0)
+		return s->done ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+	return (ssize_t)len;
+}
+
+static void stream_free(void *cls)
+{
+	struct req_stream *s = cls;
+	struct pgpool *pool = s->pool;
+	PGconn *pg = s->pg;
+	s->fini(s);
+	if (pg)
+		pgpool_put(pool, pg);
+}
+
 static void count(struct portal *p, unsigned status)
 {
 	struct portal_metrics *m = &p->metrics;
@@ -393,7 +431,14 @@ static enum MHD_Result respond(struct portal *p, struct call *call, struct MHD_C
 	struct MHD_Response *resp;
 	const char *type = "application/json";
 
-	if (r->text) {
+	if (r->stream && !r->error_set) {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read,
+							 r->stream, stream_free);
+		if (!resp)
+			stream_free(r->stream);
+		r->stream = NULL;
+		type = r->text_type;
+	} else if (r->text) {
 		resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
 		r->text = NULL;
 		type = r->text_type ? r->text_type : "text/plain; charset=utf-8";
@@ -449,7 +494,7 @@ static void finish_call(struct call *call, struct MHD_Connection *c)
 	if (parse_body(call) < 0)
 		return;
 	call->route->handler(r);
-	if (!r->error_set && !r->out && !r->text && r->status != 204)
+	if (!r->error_set && !r->out && !r->text && !r->stream && r->status != 204)
 		req_error(r, 500, "internal", NULL, "internal error (request %s)", r->request_id);
 }
 
@@ -494,6 +539,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	if (call->r.pg)
 		pgpool_put(p->pool, call->r.pg);
+	if (call->r.stream)
+		stream_free(call->r.stream);
 	json_decref(call->r.body);
 	json_decref(call->r.out);
 	free(call->r.text);

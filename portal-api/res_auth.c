@@ -78,7 +78,9 @@ static int login_failed(struct req *r, const char *user_id, const char *email, c
 			"    THEN now() + make_interval(secs => $3::int) ELSE locked_until END"
 			" WHERE id = $1", user_id, limit, secs) < 0)
 		return req_db_failed(r);
-	if (pg_command(r->pg,
+	if (pg_command(r->pg, "DELETE FROM portal_login_failures"
+			      " WHERE window_start < now() - interval '1 day'") < 0 ||
+	    pg_command(r->pg,
 		       "INSERT INTO portal_login_failures (client_ip, window_start, failures)"
 		       " VALUES ($1, date_bin('15 minutes', now(), 'epoch'), 1)"
 		       " ON CONFLICT (client_ip, window_start)"

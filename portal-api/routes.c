@@ -50,6 +50,8 @@ const struct route portal_routes[] = {
 	{ "GET", "/v1/lists/{list_id}/export", h_entries_export, 0 },
 	{ "DELETE", "/v1/lists/{list_id}/entries/{domain}", h_entry_delete, 0 },
 
+	{ "GET", "/v1/querylog", h_querylog_search, 0 },
+
 	{ "GET", "/v1/audit", h_audit_search, 0 },
 	{ "GET", "/v1/audit/verify", h_audit_verify, 0 },
 	{ "GET", "/v1/feeds", h_feeds_list, 0 },

@@ -207,16 +207,46 @@ int valid_arg_limit(struct req *r, unsigned def, unsigned max, unsigned *out)
 	return 0;
 }
 
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), with real dates, so
+ * PostgreSQL's cast never fails on what passes here. */
+static bool rfc3339(const char *s)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, se, n = 0;
+	if (strlen(s) > 40 || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return false;
+	if ((s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    sscanf(s + 11, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3 || n != 8)
+		return false;
+	for (int i = 0; i < 19; i++)
+		if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) || h > 23 ||
+	    mi > 59 || se > 60)
+		return false;
+	const char *p = s + 19;
+	if (*p == '.') {
+		size_t f = strspn(p + 1, "0123456789");
+		if (f < 1 || f > 9)
+			return false;
+		p += 1 + f;
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		return true;
+	return (*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+	       strspn(p + 1, "0123456789") == 2 && strspn(p + 4, "0123456789") == 2 &&
+	       atoi(p + 1) <= 23 && atoi(p + 4) <= 59;
+}
+
 int valid_arg_time(struct req *r, const char *name, const char **out)
 {
 	const char *s = req_arg(r, name);
 	*out = s;
-	if (!s)
-		return 0;
-	size_t n = strlen(s);
-	if (n < 10 || n > 40 || strspn(s, "0123456789-:.TZ+ ") != n || s[4] != '-')
+	if (s && !rfc3339(s))
 		return req_error(r, 400, "invalid_parameter", name,
-				 "%s must be an RFC 3339 timestamp", name);
+				 "%s must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z",
+				 name);
 	return 0;
 }
 

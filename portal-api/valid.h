@@ -59,7 +59,7 @@ int valid_address(struct req *r, json_t *obj, const char *key, const char *path,
 /* Query arguments: ?limit= within 1..max (default def), and an opaque numeric cursor. */
 int valid_arg_limit(struct req *r, unsigned def, unsigned max, unsigned *out);
 
-/* An RFC 3339 timestamp argument (checked loosely here, exactly by PostgreSQL). */
+/* An RFC 3339 timestamp argument (UTC offset required). */
 int valid_arg_time(struct req *r, const char *name, const char **out);
 
 #endif

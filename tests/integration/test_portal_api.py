@@ -614,6 +614,95 @@ def test_every_change_is_audited_and_the_chain_holds(w):
         su.close()
 
 
+# ---- query-log search ----
+
+def seed_query_log(w):
+    sql(w, "SELECT query_log_ensure_partitions(current_date - 2, 4)")
+    rows = []
+    for i in range(30):
+        rows.append((w.school, "10.1.0.5", "www.evil.example" if i % 3 == 0 else "school.example",
+                     28 if i % 2 else 1, "block" if i % 3 == 0 else "allow",
+                     "malware" if i % 3 == 0 else None, i))
+    rows.append((w.school, "10.1.0.6", "evil.example", 1, "block", "malware", 40))
+    rows.append((w.school, "10.1.0.6", "notevil.example", 1, "allow", None, 41))
+    rows.append((w.school, "10.1.0.7", '=cmd|"/c calc"!a.example', 16, "allow", None, 42))
+    rows.append((w.hospital, "10.2.0.9", "www.evil.example", 1, "block", "malware", 43))
+    for tenant, ip, qname, qtype, action, category, minutes in rows:
+        sql(w, "INSERT INTO query_log (ts, event_id, node, tenant_id, client_ip, transport, qname,"
+               " qtype, rcode, action, category) VALUES (now() - %s * interval '1 minute',"
+               " gen_random_uuid(), 'node-1', %s, %s, 'udp', %s, %s, 0, %s, %s)",
+            minutes, tenant, ip, qname, qtype, action, category)
+
+
+def test_querylog_search_is_scoped_filtered_paged_and_audited(w):
+    seed_query_log(w)
+    soc = w.school_soc
+    a = soc.get("/v1/querylog?client=10.1.0.5&limit=1000")
+    assert a.status == 200 and len(a.json["items"]) == 30
+    assert all(x["client_ip"] == "10.1.0.5" for x in a.json["items"])
+    times = [x["ts"] for x in a.json["items"]]
+    assert times == sorted(times, reverse=True), "newest first"
+    assert soc.get("/v1/querylog?client=10.2.0.9").json["items"] == [], "the hospital's client"
+    assert soc.get(f"/v1/querylog?tenant_id={w.hospital}").status == 404
+    assert len(w.admin.get("/v1/querylog?client=10.2.0.9").json["items"]) == 1
+
+    names = {x["qname"] for x in soc.get("/v1/querylog?name=evil.example").json["items"]}
+    assert names == {"evil.example", "www.evil.example"}, "with subdomains, not notevil"
+    exact = soc.get("/v1/querylog?name=evil.example&subdomains=false").json["items"]
+    assert [x["qname"] for x in exact] == ["evil.example"]
+    aaaa = soc.get("/v1/querylog?client=10.1.0.0/16&qtype=AAAA&limit=1000").json["items"]
+    assert len(aaaa) == 15 and {x["qtype"] for x in aaaa} == {28}
+    blocks = soc.get("/v1/querylog?action=block&category=malware&limit=1000").json["items"]
+    assert len(blocks) == 11 and all(x["tenant_id"] == w.school for x in blocks)
+    assert soc.get("/v1/querylog?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z"
+                   ).json["items"] == []
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        a = soc.get("/v1/querylog?client=10.1.0.5&limit=7" + (f"&after={cursor}" if cursor else ""))
+        seen += [x["event_id"] for x in a.json["items"]]
+        pages += 1
+        cursor = a.json["next"]
+        if not cursor:
+            break
+    assert len(seen) == 30 and len(set(seen)) == 30 and pages == 5
+
+    csv = soc.get("/v1/querylog?client=10.1.0.0/16&format=csv")
+    assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    lines = csv.raw.decode().split("\r\n")
+    assert lines[0].startswith("ts,tenant_id,node,client,") and lines[-1] == ""
+    assert len(lines) == 1 + 33 + 1
+    assert any(",\"'=cmd|\"\"/c calc\"\"!a.example\"," in x for x in lines), \
+        "a query name shaped like a formula is defused"
+
+    for who, q in ((w.school_admin, ""), (w.auditor, ""), (soc, "?client=nonsense"),
+                   (soc, "?since=2026-02-30T00:00:00Z"), (soc, "?qtype=BOGUS"),
+                   (soc, "?name=-bad-.."), (soc, "?after=123_nope"), (soc, "?limit=5000"),
+                   (soc, "?format=xml")):
+        a = who.get("/v1/querylog" + q)
+        assert a.status == (403 if not q else 400), (q, a)
+        if q:
+            assert a.error["field"] == q[1:].split("=")[0]
+
+    audit = w.auditor.get("/v1/audit?action=querylog.search&limit=1000").json["items"]
+    assert any(r["details"].get("client") == "10.1.0.5/32" and r["actor_role"] == "soc_analyst"
+               for r in audit), "who looked at which client is on record"
+    assert any(r["details"].get("format") == "csv" for r in audit)
+
+
+def test_querylog_csv_streams_large_results(w):
+    sql(w, "INSERT INTO query_log (ts, event_id, node, tenant_id, client_ip, transport, qname,"
+           " qtype, rcode, action) SELECT now() - (g * interval '1 millisecond'),"
+           " gen_random_uuid(), 'node-2', %s, '10.1.9.9', 'udp', 'bulk' || g || '.example',"
+           " 1, 0, 'allow' FROM generate_series(1, 20000) g", w.school)
+    csv = w.school_soc.get("/v1/querylog?client=10.1.9.9&format=csv")
+    assert csv.status == 200
+    lines = csv.raw.decode().split("\r\n")
+    assert len(lines) == 20000 + 2 and lines[1].count(",") == 13
+    assert len(set(lines[1:-1])) == 20000
+    assert w.school_soc.get("/v1/health").status == 200, "the connection went back to the pool"
+
+
 # ---- read-only infrastructure ----
 
 def test_feeds_and_nodes_views(w):
