@@ -9,9 +9,12 @@
 # Needs a running dev stack: AEGIS_STACK_DIR names it (its env file is read).
 # Knobs: AEGIS_PLATFORM_DIR (default $AEGIS_STACK_DIR/platform), AEGIS_PLATFORM_DB (database,
 # created if missing; default aegis_platform), AEGIS_PLATFORM_TOPIC (query-log topic; default
-# aegis.querylog), AEGIS_PLATFORM_PORT (first of the ports used; default 55800):
+# aegis.querylog), AEGIS_PLATFORM_PORT (first of the ports used; default 25800, below
+# the kernel's ephemeral range 32768-60999 so that no outgoing connection can hold one):
 #   +0 tenantd HTTP, +1 portal API, +2 logpipe metrics,
 #   +10/+11 res1 DNS/metrics, +20/+21 res2 DNS/metrics.
+# AEGIS_PLATFORM_CACHE_TTL caps the nodes' cache TTL in seconds (default 86400), so that a
+# drill can see cached answers go stale.
 # `up` writes $AEGIS_PLATFORM_DIR/env (AEGIS_API_URL, AEGIS_API_KEY, AEGIS_RES1, ...) and
 # leaves the first ministry_admin API key in admin.key (0600).
 set -euo pipefail
@@ -28,8 +31,9 @@ DIR=${AEGIS_PLATFORM_DIR:-$AEGIS_STACK_DIR/platform}
 DIR=${DIR%/}
 DB=${AEGIS_PLATFORM_DB:-aegis_platform}
 TOPIC=${AEGIS_PLATFORM_TOPIC:-aegis.querylog}
-BASE=${AEGIS_PLATFORM_PORT:-55800}
+BASE=${AEGIS_PLATFORM_PORT:-25800}
 BIN=${AEGIS_BIN:-$root/build/bin}
+CACHE_TTL=${AEGIS_PLATFORM_CACHE_TTL:-86400}
 DAEMONS=(tenantd logpipe api res1 res2)
 START_TIMEOUT=30
 
@@ -102,6 +106,7 @@ querylog: { pseudonym_secret_file = "$DIR/pseudonym.secret";
                      spool_dir = "$DIR/$n/spool"; }; };
 metrics: { listen = "127.0.0.1:$metrics"; };
 ratelimit: { exempt = ["127.0.0.0/8=0"]; };
+cache: { max_ttl = $CACHE_TTL; };
 CONF
   done
   local d

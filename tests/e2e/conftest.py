@@ -32,7 +32,8 @@ def platform(tmp_path_factory):
                AEGIS_PLATFORM_DIR=str(tmp_path_factory.mktemp("platform")),
                AEGIS_PLATFORM_DB=f"aegis_e2e_{tag}",
                AEGIS_PLATFORM_TOPIC=f"aegis.querylog.e2e.{tag}",
-               AEGIS_PLATFORM_PORT=os.environ.get("AEGIS_E2E_PORT", "56800"))
+               AEGIS_PLATFORM_PORT=os.environ.get("AEGIS_E2E_PORT", "26800"),
+               AEGIS_PLATFORM_CACHE_TTL="3")
     script = ROOT / "scripts" / "platform.sh"
     up = subprocess.run(["bash", str(script), "up"], env=env, capture_output=True, text=True,
                         timeout=180)
