@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "api.h"
 #include "auth.h"
@@ -26,6 +27,7 @@
 #include "pg.h"
 #include "pgpool.h"
 #include "routes.h"
+#include "throttle.h"
 #include "token.h"
 
 struct call {
@@ -480,15 +482,36 @@ static enum MHD_Result respond(struct portal *p, struct call *call, struct MHD_C
 	return ret;
 }
 
+static uint64_t monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Rate limits: per client address before anything costs a query, per principal after
+ * authentication (a key shared by many machines is one principal). */
+static int throttled(struct req *r, struct throttle *t, const char *key)
+{
+	unsigned retry = 0;
+	if (throttle_allow(t, key, monotonic_us(), &retry))
+		return 0;
+	atomic_fetch_add(&r->portal->metrics.rate_limited, 1);
+	r->retry_after = retry;
+	return req_error(r, 429, "rate_limited", NULL, "too many requests; retry after %u s",
+			 retry);
+}
+
 static void finish_call(struct call *call, struct MHD_Connection *c)
 {
 	struct req *r = &call->r;
-	if (r->error_set)
+	struct portal *p = r->portal;
+	if (r->error_set || throttled(r, p->by_address, r->client_ip) < 0)
 		return;
 	if (!(call->route->flags & ROUTE_PUBLIC)) {
 		const char *authz =
 			MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		if (auth_authenticate(r, authz) < 0)
+		if (auth_authenticate(r, authz) < 0 || throttled(r, p->by_principal, r->who.id) < 0)
 			return;
 	}
 	if (parse_body(call) < 0)
@@ -643,7 +666,10 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 	}
 	(void)!parse_listen(cfg->listen, &ss, &len);
 	p->pool = pgpool_new(cfg->dsn, cfg->pool_size, 5000);
-	if (!p->pool)
+	p->by_address = throttle_new(cfg->rate_per_address, cfg->burst_per_address);
+	p->by_principal = throttle_new(cfg->rate_per_principal, cfg->burst_per_principal);
+	if (!p->pool || (cfg->rate_per_address && !p->by_address) ||
+	    (cfg->rate_per_principal && !p->by_principal))
 		return -ENOMEM;
 
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
@@ -656,7 +682,6 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 		if (!cert || !key) {
 			log_err("tls_files_unreadable", "cert=%s key=%s", cfg->tls_cert_file,
 				cfg->tls_key_file);
-			pgpool_free(p->pool);
 			return -EINVAL;
 		}
 		flags |= MHD_USE_TLS;
@@ -676,8 +701,6 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 		MHD_OPTION_END);
 	if (!p->mhd) {
 		log_err("listen_failed", "listen=%s", cfg->listen);
-		pgpool_free(p->pool);
-		p->pool = NULL;
 		return -EADDRINUSE;
 	}
 	log_info("listening", "listen=%s tls=%s threads=%u pool=%u", cfg->listen,
@@ -692,6 +715,9 @@ void portal_stop(struct portal *p)
 	p->mhd = NULL;
 	pgpool_free(p->pool);
 	p->pool = NULL;
+	throttle_free(p->by_address);
+	throttle_free(p->by_principal);
+	p->by_address = p->by_principal = NULL;
 	for (int i = 0; i < 2; i++) {
 		free(p->tls_mem[i]);
 		p->tls_mem[i] = NULL;

@@ -22,6 +22,7 @@ struct portal_api_settings {
 	char *http_listen;
 	bool allow_plain_non_loopback, trust_forwarded_for;
 	long long threads, max_body, max_import_body;
+	long long rate_addr, burst_addr, rate_principal, burst_principal;
 	char *tls_cert_file, *tls_key_file;
 	long long session_seconds, lockout_failures, lockout_seconds, scrypt_ln;
 	char *totp_key_file;
@@ -45,6 +46,14 @@ static const struct config_field portal_api_fields[] = {
 	  .default_int = 1 << 20, .min = 1024, .max = 64 << 20 },
 	{ .path = "http.max_import_bytes", .type = CONFIG_INT, .offset = S(max_import_body),
 	  .default_int = 16 << 20, .min = 1024, .max = 256 << 20 },
+	{ .path = "http.rate_per_address", .type = CONFIG_INT, .offset = S(rate_addr),
+	  .default_int = 200, .min = 0, .max = 1000000 },
+	{ .path = "http.burst_per_address", .type = CONFIG_INT, .offset = S(burst_addr),
+	  .default_int = 400, .min = 0, .max = 10000000 },
+	{ .path = "http.rate_per_principal", .type = CONFIG_INT, .offset = S(rate_principal),
+	  .default_int = 100, .min = 0, .max = 1000000 },
+	{ .path = "http.burst_per_principal", .type = CONFIG_INT, .offset = S(burst_principal),
+	  .default_int = 200, .min = 0, .max = 10000000 },
 	{ .path = "tls.cert_file", .type = CONFIG_STRING, .offset = S(tls_cert_file) },
 	{ .path = "tls.key_file", .type = CONFIG_STRING, .offset = S(tls_key_file) },
 	{ .path = "auth.session_seconds", .type = CONFIG_INT, .offset = S(session_seconds),
@@ -195,6 +204,10 @@ static int run_service(struct daemon *d, const struct portal_api_settings *s)
 		.tls_cert_file = s->tls_cert_file,
 		.tls_key_file = s->tls_key_file,
 		.threads = (unsigned)s->threads,
+		.rate_per_address = (unsigned)s->rate_addr,
+		.burst_per_address = (unsigned)s->burst_addr,
+		.rate_per_principal = (unsigned)s->rate_principal,
+		.burst_per_principal = (unsigned)s->burst_principal,
 		.max_body = (size_t)s->max_body,
 		.max_import_body = (size_t)s->max_import_body,
 		.session_seconds = (unsigned)s->session_seconds,

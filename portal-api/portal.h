@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 struct pgpool;
+struct throttle;
 
 struct portal_config {
 	const char *dsn;
@@ -22,6 +23,8 @@ struct portal_config {
 	bool trust_forwarded_for;           /* take the client address from X-Forwarded-For */
 	const char *tls_cert_file, *tls_key_file;  /* both set: serve HTTPS directly */
 	unsigned threads;
+	unsigned rate_per_address, burst_per_address;   /* requests per second; 0: no limit */
+	unsigned rate_per_principal, burst_per_principal;
 	size_t max_body, max_import_body;
 	unsigned session_seconds;
 	unsigned lockout_failures, lockout_seconds;
@@ -37,7 +40,7 @@ enum { PORTAL_STATUS_SLOTS = 6 };
 struct portal_metrics {
 	atomic_ulong requests[PORTAL_STATUS_SLOTS];   /* by status / 100: 1xx..5xx, [0] others */
 	atomic_ulong status_401, status_403, status_404, status_429, status_503;
-	atomic_ulong auth_failures, logins_ok, logins_failed;
+	atomic_ulong auth_failures, logins_ok, logins_failed, rate_limited;
 	atomic_ulong audit_rows;
 };
 
@@ -46,6 +49,7 @@ struct portal {
 	struct pgpool *pool;
 	void *mhd;                          /* struct MHD_Daemon * */
 	char *tls_mem[2];                   /* certificate and key PEM, for the daemon's life */
+	struct throttle *by_address, *by_principal;
 	struct portal_metrics metrics;
 };
 

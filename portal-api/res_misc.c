@@ -61,11 +61,15 @@ int h_metrics(struct req *r)
 	     "# TYPE aegis_portal_logins_total counter\n"
 	     "aegis_portal_logins_total{outcome=\"ok\"} %lu\n"
 	     "aegis_portal_logins_total{outcome=\"failed\"} %lu\n"
+	     "# HELP aegis_portal_rate_limited_total Requests refused by a rate limit.\n"
+	     "# TYPE aegis_portal_rate_limited_total counter\n"
+	     "aegis_portal_rate_limited_total %lu\n"
 	     "# HELP aegis_portal_audit_rows_total Audit rows written.\n"
 	     "# TYPE aegis_portal_audit_rows_total counter\n"
 	     "aegis_portal_audit_rows_total %lu\n",
 	     atomic_load(&m->auth_failures), atomic_load(&m->logins_ok),
-	     atomic_load(&m->logins_failed), atomic_load(&m->audit_rows));
+	     atomic_load(&m->logins_failed), atomic_load(&m->rate_limited),
+	     atomic_load(&m->audit_rows));
 	EMIT("# HELP aegis_portal_db_connections Database connections, lent and in the pool.\n"
 	     "# TYPE aegis_portal_db_connections gauge\n"
 	     "aegis_portal_db_connections{state=\"lent\"} %u\n"

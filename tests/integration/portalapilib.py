@@ -67,12 +67,14 @@ snapshot: {{ dir = "{tmp / 'snapshots'}"; }};
     assert r.returncode == 0, r.stderr
 
 
-def portal_config(tmp, dsn, port, totp_key_file=None):
+def portal_config(tmp, dsn, port, totp_key_file=None, rates=(100000, 100000)):
     totp = f'totp_key_file = "{totp_key_file}";' if totp_key_file else ""
     return write_config(tmp / f"portal-{port}.conf", f"""
 database: {{ dsn = "{dsn}"; pool_size = 4; }};
 http: {{ listen = "127.0.0.1:{port}"; threads = 2; max_body_bytes = 65536;
-        max_import_bytes = 1048576; }};
+        max_import_bytes = 1048576;
+        rate_per_address = {rates[0]}; burst_per_address = {rates[0]};
+        rate_per_principal = {rates[1]}; burst_per_principal = {rates[1]}; }};
 auth: {{ scrypt_ln = 12; lockout_failures = 3; lockout_seconds = 600; {totp} }};
 """)
 

@@ -150,6 +150,24 @@ def test_plain_http_off_loopback_needs_explicit_permission(w, tmp_path):
         assert p.stop() == 0
 
 
+def test_rate_limits_per_address_and_per_key(w, tmp_path):
+    port = free_port()
+    p = Portal(portal_config(tmp_path, w.dsn, port, rates=(12, 4)), port).start()
+    try:
+        key = Client(port, w.ministry_key)
+        got = [key.get("/v1/me").status for _ in range(6)]
+        assert got[:4] == [200] * 4 and got[4] == 429, got
+        a = key.get("/v1/me")
+        assert a.error["code"] == "rate_limited" and int(a.headers["Retry-After"]) >= 1
+        other = Client(port, w.auditor.token)
+        assert other.get("/v1/me").status == 200, "another key has its own bucket"
+        anon = Client(port)
+        statuses = [anon.get("/v1/health").status for _ in range(12)]
+        assert 429 in statuses, "the address is limited too, before any token is checked"
+    finally:
+        assert p.stop() == 0
+
+
 # ---- authentication ----
 
 def unauthenticated(a):

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "password.h"
+#include "throttle.h"
 #include "token.h"
 #include "totp.h"
 
@@ -144,4 +145,23 @@ Test(token, shapes)
 	cr_assert_not(token_api_key_prefix("ak.short.secret", got));
 	token_hash_hex("abc", hash);
 	cr_assert_str_eq(hash, "\\xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+Test(throttle, token_bucket_per_key)
+{
+	unsigned retry = 0;
+	struct throttle *t = throttle_new(2, 3);   /* 2 per second, bursts of 3 */
+	cr_assert_not_null(t);
+	uint64_t now = 1000000;
+	for (int i = 0; i < 3; i++)
+		cr_assert(throttle_allow(t, "key-a", now, &retry), "burst %d", i);
+	cr_assert_not(throttle_allow(t, "key-a", now, &retry));
+	cr_assert_eq(retry, 1);
+	cr_assert(throttle_allow(t, "key-b", now, &retry), "another key, another bucket");
+	cr_assert(throttle_allow(t, "key-a", now + 500000, &retry), "half a second: one token back");
+	cr_assert_not(throttle_allow(t, "key-a", now + 500000, &retry));
+	cr_assert(throttle_allow(t, "key-a", now + 60000000, &retry));
+	throttle_free(t);
+	cr_assert_null(throttle_new(0, 10), "rate 0: no limit");
+	cr_assert(throttle_allow(NULL, "x", now, &retry));
 }
