@@ -531,7 +531,7 @@ static const char *const defaults[][2] = {
 	{ "enable.idempotence", "true" },
 	{ "acks", "all" },
 	{ "compression.type", "lz4" },
-	{ "linger.ms", "20" },
+	{ "linger.ms", "500" },
 	{ "batch.num.messages", "10000" },
 	{ "batch.size", "1000000" },
 	{ "queue.buffering.max.messages", "200000" },

@@ -3,12 +3,17 @@
 # file sink, in the same run (issue 5, item 8, third figure; bar: Kafka costs at most 15%).
 #
 # One aegis-resolver (one worker) pinned to CPU 0, dnsperf on CPU 1, a dev stack of its own
-# (broker, nsd) on loopback. The two sinks alternate, BENCH_ROUNDS times each, each run a
-# saturating dnsperf of BENCH_DURATION seconds over names answered from the cache, so the query
-# log's cost is as visible as it can be. Each resolver gets a fresh topic or file.
+# (broker, nsd) on loopback. The two sinks alternate, BENCH_ROUNDS times each, over names
+# answered from the cache, so the query log's cost is as visible as it can be. Each resolver
+# gets a fresh topic or file and two dnsperf runs of BENCH_DURATION seconds:
+#   1. a fixed rate (BENCH_RATE): the resolver's CPU time per query (utime + stime of the whole
+#      process, librdkafka's threads included) gives its capacity on one core, 1 / that;
+#   2. saturating: the answered qps. On two cores the broker shares CPU 1 with dnsperf, so this
+#      figure also charges the broker's ingest to the Kafka runs; (1) is the resolver's own cost.
 #
 # Usage: bash bench/querylog/kafka_vs_file.sh
 # Knobs: BENCH_DIR (/tmp/aegis-bench-querylog), BENCH_DURATION (15), BENCH_ROUNDS (3),
+#        BENCH_RATE (40000),
 #        BENCH_CLIENTS / BENCH_OUTSTANDING (4 / 150, as bench/resolver/run.sh),
 #        BENCH_SERVER_CPU / BENCH_LOAD_CPU (0 / 1); stack ports 59632, 59692, 59693, 59653 and
 #        resolver ports 59640, 59641 (AEGIS_*_PORT, BENCH_PORT_AEGIS, BENCH_PORT_METRICS).
@@ -21,6 +26,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/aegis-bench-querylog}
 BENCH_DIR=${BENCH_DIR%/}
 DURATION=${BENCH_DURATION:-15}
 ROUNDS=${BENCH_ROUNDS:-3}
+RATE=${BENCH_RATE:-40000}
 CLIENTS=${BENCH_CLIENTS:-4}
 OUTSTANDING=${BENCH_OUTSTANDING:-150}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
@@ -74,6 +80,15 @@ say "dev stack on $AEGIS_KAFKA_PORT/$AEGIS_DNS_PORT"
 STACK_UP=1
 # shellcheck disable=SC1091
 . "$AEGIS_STACK_DIR/env"
+
+# The broker and the other stack daemons run on dnsperf's CPU, as in bench/resolver/run.sh:
+# CPU 0 is the resolver's alone, so its figure is the resolver's own cost (a deployment's broker
+# runs elsewhere). Best effort.
+for pf in "$AEGIS_STACK_DIR/kafka/kafka.pid" "$AEGIS_STACK_DIR/nsd/nsd.pid" \
+          "$AEGIS_STACK_DIR/pg/data/postmaster.pid"; do
+  p=$(head -n1 "$pf" 2>/dev/null | tr -dc 0-9) || true
+  [ -n "$p" ] && taskset -a -cp "$LOAD_CPU" "$p" >/dev/null 2>&1 || true
+done
 
 # One tenant owns the load generator's address; 2,000 names the cache answers after warm-up.
 cat > "$BENCH_DIR/policy.json" <<'EOF'
@@ -133,8 +148,18 @@ stop_resolver() {
   RES_PID=
 }
 
+cpu_ticks() { # pid -> utime + stime of the whole process, in clock ticks
+  local s
+  s=$(<"/proc/$1/stat")
+  s=${s##*) }
+  # shellcheck disable=SC2086 # split into fields on purpose
+  set -- $s
+  echo $(( ${12} + ${13} ))
+}
+HZ=$(getconf CLK_TCK)
+
 RESULTS=$BENCH_DIR/results.tsv
-printf 'sink\tround\tqps\tlost_pct\tlogged\tdropped_queue_full\tdelivered\tspooled\n' > "$RESULTS"
+printf 'sink\tround\tus_per_query\tqps\tlost_pct\tlogged\tdropped_queue_full\tdelivered\tspooled\n' > "$RESULTS"
 for round in $(seq "$ROUNDS"); do
   for sink in file kafka; do
     dir=$BENCH_DIR/run-$sink-$round
@@ -142,6 +167,13 @@ for round in $(seq "$ROUNDS"); do
     # warm the cache (and the topic's metadata) before measuring
     taskset -c "$LOAD_CPU" dnsperf -s 127.0.0.1 -p "$PORT_AEGIS" -a "$SOURCE" \
       -d "$BENCH_DIR/queries.txt" -n 1 -c 1 -q 20 -t 2 >"$dir/warm.txt" 2>&1 || die "warm-up failed"
+    t0=$(cpu_ticks "$RES_PID")
+    taskset -c "$LOAD_CPU" dnsperf -s 127.0.0.1 -p "$PORT_AEGIS" -a "$SOURCE" \
+      -d "$BENCH_DIR/queries.txt" -c "$CLIENTS" -q 100 -l "$DURATION" -Q "$RATE" \
+      >"$dir/dnsperf-rate.txt" 2>&1 || die "dnsperf at a fixed rate failed ($sink)"
+    t1=$(cpu_ticks "$RES_PID")
+    done_q=$(awk '/Queries completed:/ { print $3 }' "$dir/dnsperf-rate.txt")
+    us=$(awk -v t=$((t1 - t0)) -v q="$done_q" -v hz="$HZ" 'BEGIN { printf "%.2f", t * 1e6 / hz / q }')
     w0=$(metric aegis_querylog_written_total)
     d0=$(metric 'aegis_querylog_dropped_total{reason="queue_full"}')
     taskset -c "$LOAD_CPU" dnsperf -s 127.0.0.1 -p "$PORT_AEGIS" -a "$SOURCE" \
@@ -155,24 +187,29 @@ for round in $(seq "$ROUNDS"); do
     qps=$(awk '/Queries per second:/ { print $4 }' "$dir/dnsperf.txt")
     lost=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$dir/dnsperf.txt")
     stop_resolver
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sink" "$round" "$qps" "$lost" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sink" "$round" "$us" "$qps" "$lost" \
       $((w1 - w0)) $((d1 - d0)) "$delivered" "$spooled" >> "$RESULTS"
-    say "$sink round $round: $qps qps (lost $lost%), logged $((w1 - w0)), queue-full drops $((d1 - d0)), delivered $delivered, spooled $spooled"
+    say "$sink round $round: $us µs CPU per query at $RATE qps; saturating $qps qps (lost $lost%), logged $((w1 - w0)), queue-full drops $((d1 - d0)), delivered $delivered, spooled $spooled"
   done
 done
 
-"$PY" - "$RESULTS" "$VERSION" "$DURATION" "$ROUNDS" "$CLIENTS" "$OUTSTANDING" <<'EOF'
+"$PY" - "$RESULTS" "$VERSION" "$DURATION" "$ROUNDS" "$CLIENTS" "$OUTSTANDING" "$RATE" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-med = {s: statistics.median(float(r["qps"]) for r in rows if r["sink"] == s) for s in ("file", "kafka")}
-print(f"{sys.argv[2]}; dnsperf -c {sys.argv[5]} -q {sys.argv[6]} -l {sys.argv[3]}, {sys.argv[4]} rounds each")
-print("| sink | qps per round | median qps | queue-full drops | spooled |")
-print("|---|---|---|---|---|")
-for s in ("file", "kafka"):
+sinks = ("file", "kafka")
+us = {s: statistics.median(float(r["us_per_query"]) for r in rows if r["sink"] == s) for s in sinks}
+qps = {s: statistics.median(float(r["qps"]) for r in rows if r["sink"] == s) for s in sinks}
+print(f"{sys.argv[2]}; fixed rate dnsperf -Q {sys.argv[7]} -c {sys.argv[5]} -q 100 -l {sys.argv[3]}; "
+      f"saturating dnsperf -c {sys.argv[5]} -q {sys.argv[6]} -l {sys.argv[3]}; {sys.argv[4]} rounds each")
+print("| sink | CPU µs/query per round | median | capacity on one core (1/median) | saturating qps per round | median | queue-full drops | spooled |")
+print("|---|---|---|---|---|---|---|---|")
+for s in sinks:
     rs = [r for r in rows if r["sink"] == s]
-    qps = ", ".join("%.0f" % float(r["qps"]) for r in rs)
+    per_us = ", ".join(r["us_per_query"] for r in rs)
+    per_qps = ", ".join("%.0f" % float(r["qps"]) for r in rs)
     drops = ", ".join(r["dropped_queue_full"] for r in rs)
     spooled = ", ".join(r["spooled"] for r in rs) if s == "kafka" else "-"
-    print(f"| {s} | {qps} | {med[s]:.0f} | {drops} | {spooled} |")
-print(f"Kafka sink cost: {100 * (1 - med['kafka'] / med['file']):.1f}% of the file sink's median throughput")
+    print(f"| {s} | {per_us} | {us[s]:.2f} | {1e6 / us[s]:.0f} qps | {per_qps} | {qps[s]:.0f} | {drops} | {spooled} |")
+print(f"Kafka sink cost by CPU per query: {100 * (1 - us['file'] / us['kafka']):.1f}% of capacity; "
+      f"by saturating qps: {100 * (1 - qps['kafka'] / qps['file']):.1f}%")
 EOF
