@@ -31,39 +31,53 @@ static const char staging_sql[] =
 
 static const char copy_sql[] = "COPY logpipe_staging (" ROW_COLUMNS ") FROM STDIN";
 
-/* The rows that are new go to query_log; only those (RETURNING) are counted in the rollups,
- * in the same statement and so the same transaction. Each rollup's rows are upserted in key
- * order, so two logpipe processes updating the same counters lock them in the same order and
- * cannot deadlock on them. */
-static const char insert_sql[] =
+/* The three rollups, counted from the rows of src (the rows this statement inserted). Each
+ * rollup's rows are upserted in key order, so two logpipe processes updating the same
+ * counters lock them in the same order and cannot deadlock on them. */
+#define ROLLUPS(src)                                                                        \
+	" hourly AS ("                                                                      \
+	" INSERT INTO query_rollup_hourly AS r (tenant_id, hour, category, action, count)"   \
+	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), coalesce(category, ''), action,"  \
+	" count(*) FROM " src " WHERE tenant_id IS NOT NULL"                                 \
+	" GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"                                          \
+	" ON CONFLICT (tenant_id, hour, category, action)"                                  \
+	" DO UPDATE SET count = r.count + EXCLUDED.count),"                                 \
+	" names AS ("                                                                       \
+	" INSERT INTO rollup_blocked_names AS r (tenant_id, hour, qname, action, category, count)" \
+	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), qname, action, coalesce(category, ''),"  \
+	" count(*) FROM " src " WHERE tenant_id IS NOT NULL AND action IN ('block', 'monitor')"    \
+	" GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"                                    \
+	" ON CONFLICT (tenant_id, hour, qname, action, category)"                           \
+	" DO UPDATE SET count = r.count + EXCLUDED.count),"                                 \
+	" clients AS ("                                                                     \
+	" INSERT INTO rollup_threat_clients AS r"                                           \
+	" (tenant_id, hour, client_ip, client_pseudonym, category, count)"                  \
+	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), client_ip, client_pseudonym, category,"  \
+	" count(*) FROM " src " WHERE tenant_id IS NOT NULL AND action IN ('block', 'monitor')"    \
+	" AND category IS NOT NULL"                                                         \
+	" GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"                                    \
+	" ON CONFLICT ON CONSTRAINT rollup_threat_clients_key"                              \
+	" DO UPDATE SET count = r.count + EXCLUDED.count)"
+
+/* The usual case, no record seen before: a plain insert, and the rollups counted from the
+ * staging table. A single row already in query_log (a re-delivery) fails it with 23505 and
+ * the whole transaction goes, so nothing can be counted that was not inserted. */
+static const char insert_new_sql[] =
+	"WITH ins AS ("
+	" INSERT INTO query_log (" ROW_COLUMNS ")"
+	" SELECT " ROW_COLUMNS " FROM logpipe_staging),"
+	ROLLUPS("logpipe_staging")
+	" SELECT count(*) FROM logpipe_staging";
+
+/* After a 23505: only the rows that are new go in (ON CONFLICT DO NOTHING), and only those
+ * (RETURNING) are counted. A third slower than the plain insert, so it is the fallback. */
+static const char insert_some_sql[] =
 	"WITH ins AS ("
 	" INSERT INTO query_log (" ROW_COLUMNS ")"
 	" SELECT " ROW_COLUMNS " FROM logpipe_staging"
 	" ON CONFLICT DO NOTHING"
 	" RETURNING ts, tenant_id, client_ip, client_pseudonym, qname, action, category),"
-	" hourly AS ("
-	" INSERT INTO query_rollup_hourly AS r (tenant_id, hour, category, action, count)"
-	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), coalesce(category, ''), action, count(*)"
-	" FROM ins WHERE tenant_id IS NOT NULL"
-	" GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-	" ON CONFLICT (tenant_id, hour, category, action)"
-	" DO UPDATE SET count = r.count + EXCLUDED.count),"
-	" names AS ("
-	" INSERT INTO rollup_blocked_names AS r (tenant_id, hour, qname, action, category, count)"
-	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), qname, action, coalesce(category, ''),"
-	" count(*) FROM ins WHERE tenant_id IS NOT NULL AND action IN ('block', 'monitor')"
-	" GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
-	" ON CONFLICT (tenant_id, hour, qname, action, category)"
-	" DO UPDATE SET count = r.count + EXCLUDED.count),"
-	" clients AS ("
-	" INSERT INTO rollup_threat_clients AS r"
-	" (tenant_id, hour, client_ip, client_pseudonym, category, count)"
-	" SELECT tenant_id, date_trunc('hour', ts, 'UTC'), client_ip, client_pseudonym, category,"
-	" count(*) FROM ins WHERE tenant_id IS NOT NULL AND action IN ('block', 'monitor')"
-	" AND category IS NOT NULL"
-	" GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
-	" ON CONFLICT ON CONSTRAINT rollup_threat_clients_key"
-	" DO UPDATE SET count = r.count + EXCLUDED.count)"
+	ROLLUPS("ins")
 	" SELECT count(*) FROM ins";
 
 struct store *store_new(const char *dsn)
@@ -116,7 +130,13 @@ int store_connect(struct store *s)
 }
 
 /* Decides what a failed statement means for the batch, and notes why. */
-static enum store_status classify(struct store *s, const PGresult *res, bool *no_partition,
+/* What a failed statement said, beyond its status. */
+struct failure {
+	bool no_partition;  /* 23514 "no partition of relation found for row" */
+	bool duplicate;     /* 23505: a row already stored */
+};
+
+static enum store_status classify(struct store *s, const PGresult *res, struct failure *f,
 				  char *why, size_t whylen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -134,9 +154,11 @@ static enum store_status classify(struct store *s, const PGresult *res, bool *no
 	}
 	/* 23514 without a constraint is "no partition of relation found for row". */
 	if (strcmp(state, "23514") == 0 && !PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)) {
-		*no_partition = true;
+		f->no_partition = true;
 		return STORE_REFUSED;
 	}
+	if (strcmp(state, "23505") == 0)
+		f->duplicate = true;
 	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
 	    strcmp(state, "54000") == 0)
 		return STORE_REFUSED;
@@ -150,12 +172,12 @@ static enum store_status classify(struct store *s, const PGresult *res, bool *no
 
 /* Runs one statement of the batch transaction; NULL result means failure, already classified. */
 static PGresult *exec(struct store *s, const char *sql, ExecStatusType want, enum store_status *st,
-		      bool *no_partition, char *why, size_t whylen)
+		      struct failure *f, char *why, size_t whylen)
 {
 	PGresult *res = PQexec(s->conn, sql);
 	if (res && PQresultStatus(res) == want)
 		return res;
-	*st = classify(s, res, no_partition, why, whylen);
+	*st = classify(s, res, f, why, whylen);
 	PQclear(res);
 	return NULL;
 }
@@ -235,16 +257,16 @@ static int put_rows(struct store *s, const struct batch *b, size_t lo, size_t hi
 }
 
 static enum store_status write_once(struct store *s, const struct batch *b, size_t lo, size_t hi,
-				    long long *inserted, bool *no_partition, char *why,
-				    size_t whylen)
+				    const char *insert_sql, long long *inserted, struct failure *f,
+				    char *why, size_t whylen)
 {
 	enum store_status st = STORE_DOWN;
 	PGresult *res;
 
-	if (!(res = exec(s, "BEGIN", PGRES_COMMAND_OK, &st, no_partition, why, whylen)))
+	if (!(res = exec(s, "BEGIN", PGRES_COMMAND_OK, &st, f, why, whylen)))
 		return st;
 	PQclear(res);
-	if (!(res = exec(s, copy_sql, PGRES_COPY_IN, &st, no_partition, why, whylen)))
+	if (!(res = exec(s, copy_sql, PGRES_COPY_IN, &st, f, why, whylen)))
 		goto fail;
 	PQclear(res);
 	int sent = put_rows(s, b, lo, hi);
@@ -252,18 +274,18 @@ static enum store_status write_once(struct store *s, const struct batch *b, size
 		sent = -1;
 	while ((res = PQgetResult(s->conn)) != NULL) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			st = classify(s, res, no_partition, why, whylen);
+			st = classify(s, res, f, why, whylen);
 			sent = -1;
 		}
 		PQclear(res);
 	}
 	if (sent < 0)
 		goto fail;
-	if (!(res = exec(s, insert_sql, PGRES_TUPLES_OK, &st, no_partition, why, whylen)))
+	if (!(res = exec(s, insert_sql, PGRES_TUPLES_OK, &st, f, why, whylen)))
 		goto fail;
 	*inserted = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (!(res = exec(s, "COMMIT", PGRES_COMMAND_OK, &st, no_partition, why, whylen)))
+	if (!(res = exec(s, "COMMIT", PGRES_COMMAND_OK, &st, f, why, whylen)))
 		goto fail;
 	PQclear(res);
 	return STORE_OK;
@@ -280,18 +302,29 @@ enum store_status store_write(struct store *s, const struct batch *b, size_t lo,
 		return STORE_DOWN;
 	if (ensure_days(s, b, lo, hi) < 0)
 		return STORE_DOWN;
-	bool no_partition = false;
-	enum store_status st = write_once(s, b, lo, hi, inserted, &no_partition, why, whylen);
-	if (st == STORE_REFUSED && no_partition) {
-		/* A partition went (dropped by hand, or by retention under a late record): make
-		 * them again and try once more; a second refusal is the data's. */
-		s->nknown = 0;
-		if (ensure_days(s, b, lo, hi) < 0)
-			return STORE_DOWN;
-		no_partition = false;
-		st = write_once(s, b, lo, hi, inserted, &no_partition, why, whylen);
+	const char *sql = insert_new_sql;
+	bool remade = false;
+	for (;;) {
+		struct failure f = { 0 };
+		enum store_status st = write_once(s, b, lo, hi, sql, inserted, &f, why, whylen);
+		if (st != STORE_REFUSED)
+			return st;
+		if (f.duplicate && sql == insert_new_sql) {
+			/* Some of these records were stored before (rule 1 of ingest.c). */
+			sql = insert_some_sql;
+			continue;
+		}
+		if (f.no_partition && !remade) {
+			/* A partition went (dropped by hand, or by retention under a late record):
+			 * make them again and try once more; a second refusal is the data's. */
+			remade = true;
+			s->nknown = 0;
+			if (ensure_days(s, b, lo, hi) < 0)
+				return STORE_DOWN;
+			continue;
+		}
+		return st;
 	}
-	return st;
 }
 
 int store_apply_retention(struct store *s, int default_days, bool *ran, long long *dropped,

@@ -2,8 +2,9 @@
  * the partition and retention upkeep of query_log.
  *
  * store_write() sends entries of a batch into query_log and the three rollups in ONE
- * transaction (COPY into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING
- * RETURNING feeding the rollups), so a row and its counts commit together or not at all, and a
+ * transaction (COPY into a temporary staging table, then one INSERT feeding the rollups), so a
+ * row and its counts commit together or not at all. A batch holding a record stored before
+ * is redone with INSERT ... ON CONFLICT DO NOTHING RETURNING, counting only the new rows, so a
  * re-delivered record is neither stored nor counted twice. The store owns its connection; it
  * reconnects when asked after a failure.
  */
