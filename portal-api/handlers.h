@@ -57,6 +57,11 @@ int h_entry_delete(struct req *r);
 /* res_querylog.c */
 int h_querylog_search(struct req *r);
 
+/* res_reports.c */
+int h_report_timeseries(struct req *r);
+int h_report_top_blocked(struct req *r);
+int h_report_top_clients(struct req *r);
+
 /* res_audit.c */
 int h_audit_search(struct req *r);
 int h_audit_verify(struct req *r);

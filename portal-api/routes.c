@@ -51,6 +51,9 @@ const struct route portal_routes[] = {
 	{ "DELETE", "/v1/lists/{list_id}/entries/{domain}", h_entry_delete, 0 },
 
 	{ "GET", "/v1/querylog", h_querylog_search, 0 },
+	{ "GET", "/v1/reports/timeseries", h_report_timeseries, 0 },
+	{ "GET", "/v1/reports/top-blocked", h_report_top_blocked, 0 },
+	{ "GET", "/v1/reports/top-clients", h_report_top_clients, 0 },
 
 	{ "GET", "/v1/audit", h_audit_search, 0 },
 	{ "GET", "/v1/audit/verify", h_audit_verify, 0 },

@@ -721,6 +721,53 @@ def test_querylog_csv_streams_large_results(w):
     assert w.school_soc.get("/v1/health").status == 200, "the connection went back to the pool"
 
 
+# ---- reports ----
+
+def test_reports_from_rollups(w):
+    hour = "date_trunc('hour', now()) - interval '2 hours'"
+    for tenant, cat, action, n in ((w.school, "malware", "block", 5), (w.school, "", "allow", 100),
+                                   (w.annex, "phishing", "block", 7),
+                                   (w.hospital, "malware", "block", 1000)):
+        sql(w, f"INSERT INTO query_rollup_hourly (tenant_id, hour, category, action, count)"
+               f" VALUES (%s, {hour}, %s, %s, %s)", tenant, cat, action, n)
+    for tenant, name, n in ((w.school, "evil.example", 4), (w.school, "=bad.example", 1),
+                            (w.annex, "phish.example", 7), (w.hospital, "evil.example", 900)):
+        sql(w, f"INSERT INTO rollup_blocked_names (tenant_id, hour, qname, action, category, count)"
+               f" VALUES (%s, {hour}, %s, 'block', 'malware', %s)", tenant, name, n)
+    for tenant, ip, cat, n in ((w.school, "10.1.0.5", "malware", 4), (w.school, "10.1.0.5", "c2", 2),
+                               (w.annex, "10.1.3.3", "phishing", 7),
+                               (w.hospital, "10.2.0.9", "malware", 900)):
+        sql(w, f"INSERT INTO rollup_threat_clients (tenant_id, hour, client_ip, category, count)"
+               f" VALUES (%s, {hour}, %s, %s, %s)", tenant, ip, cat, n)
+
+    soc = w.school_soc
+    own = soc.get(f"/v1/reports/timeseries?tenant_id={w.school}").json["items"]
+    assert {(x["category"], x["action"], x["count"]) for x in own} == {
+        ("malware", "block", 5), (None, "allow", 100)}
+    tree = soc.get(f"/v1/reports/timeseries?tenant_id={w.school}&subtree=true&bucket=day")
+    assert sum(x["count"] for x in tree.json["items"]) == 112
+    every = soc.get("/v1/reports/timeseries").json["items"]
+    assert sum(x["count"] for x in every) == 112, "across tenants = those the caller reaches"
+    assert sum(x["count"] for x in w.admin.get("/v1/reports/timeseries").json["items"]) == 1112
+    assert soc.get(f"/v1/reports/timeseries?tenant_id={w.hospital}").status == 404
+
+    top = soc.get("/v1/reports/top-blocked?limit=2").json["items"]
+    assert [(x["qname"], x["count"]) for x in top] == [("phish.example", 7), ("evil.example", 4)]
+    csv = soc.get("/v1/reports/top-blocked?format=csv").raw.decode()
+    assert csv.startswith("qname,action,category,count\r\n") and "\"'=bad.example\"" in csv
+
+    clients = soc.get("/v1/reports/top-clients").json["items"]
+    assert clients[0] == {"tenant_id": w.annex, "client": "10.1.3.3", "categories": ["phishing"],
+                          "count": 7}
+    assert clients[1]["categories"] == ["c2", "malware"] and clients[1]["count"] == 6
+    assert all(c["client"] != "10.2.0.9" for c in clients)
+    assert w.auditor.get("/v1/reports/top-clients").status == 403
+    assert soc.get("/v1/reports/timeseries?since=2020-01-01T00:00:00Z").status == 400
+    assert soc.get("/v1/reports/timeseries?bucket=week").error["field"] == "bucket"
+    audit = w.auditor.get("/v1/audit?action=report.top_clients").json["items"]
+    assert audit and audit[0]["actor_role"] == "soc_analyst"
+
+
 # ---- read-only infrastructure ----
 
 def test_feeds_and_nodes_views(w):
