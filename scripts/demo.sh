@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# demo.sh -- `make demo`: install what is missing, build, bring the dev stack up on loopback
-# (PostgreSQL, Kafka, the authoritative test upstream), bring the schema up to date, and
-# print where everything is. `make demo-down` (or `scripts/demo.sh down`) stops it all.
+# demo.sh -- `make demo`: install what is missing, build, bring up the dev stack (PostgreSQL,
+# Kafka, the authoritative upstream standing in for the internet) and the platform (tenantd,
+# logpipe, the portal API, two resolver nodes), seed a ministry with its institutions
+# through the public API, and print commands to try. Stays in the foreground: Ctrl-C, or
+# `make demo-down` from another shell, stops everything it started.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +11,80 @@ cd "$root"
 . scripts/lib/common.sh
 
 export AEGIS_STACK_DIR=${AEGIS_STACK_DIR:-/tmp/aegis-demo-$(id -un)}
+export AEGIS_PLATFORM_DIR=${AEGIS_PLATFORM_DIR:-$AEGIS_STACK_DIR/platform}
+FEEDS=$root/scripts/demo/feeds
+
+down() {
+  scripts/platform.sh down || true
+  scripts/devstack.sh down
+}
+
+# api METHOD PATH [JSON] -- one call with the ministry administrator's key; prints the body,
+# fails with the API's error on anything but 2xx.
+api() {
+  local out code
+  out=$(curl -sS -X "$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+    ${3:+--data "$3"} -w '\n%{http_code}' "$AEGIS_API_URL$2")
+  code=${out##*$'\n'}
+  out=${out%$'\n'*}
+  [[ $code == 2* ]] || die "$1 $2 answered $code: $out"
+  printf '%s' "$out"
+}
+
+tenant() { # kind name slug parent cidr... -> id
+  local kind=$1 name=$2 slug=$3 parent=$4 nets
+  shift 4
+  nets='[]'
+  [ $# -eq 0 ] || nets=$(printf '%s\n' "$@" | jq -R '{cidr: .}' | jq -sc .)
+  api POST /v1/tenants "$(jq -nc --arg k "$kind" --arg n "$name" --arg s "$slug" \
+    --arg p "$parent" --argjson nets "$nets" \
+    '{kind: $k, name: $n, slug: $s, networks: $nets} + (if $p == "" then {} else {parent_id: $p} end)')" |
+    jq -r .id
+}
+
+key() { # name role [tenant] -> the key, shown once
+  api POST /v1/api-keys "$(jq -nc --arg n "$1" --arg r "$2" --arg t "${3:-}" \
+    '{name: $n, role: $r} + (if $t == "" then {} else {tenant_id: $t} end)')" | jq -r .key
+}
+
+seed() {
+  log "seeding through the API"
+  local ministry region school hospital office
+  ministry=$(tenant ministry "Ministry of Public Services" ministry "")
+  region=$(tenant region "Northern Region" north "$ministry")
+  school=$(tenant school "Northside Primary School" northside-school "$region" 127.1.0.0/16)
+  hospital=$(tenant hospital "Northern General Hospital" north-hospital "$region" 127.2.0.0/16)
+  office=$(tenant office "Ministry Office, Room 4" ministry-office "$ministry" 127.3.0.0/16)
+  api PATCH "/v1/tenants/$school/policy" \
+    '{"categories": {"adult": "block"}, "safe_search": true, "ede_contact": "contact it@northside.example"}' >/dev/null
+  api PATCH "/v1/tenants/$hospital/policy" '{"ede_contact": "call the IT desk on 4242"}' >/dev/null
+  api PATCH "/v1/tenants/$office/policy" '{"categories": {"social": "monitor"}}' >/dev/null
+
+  # Feeds have no API resource yet: the ministry's feeds are registered in the database,
+  # then tenantd fetches and loads them as it would on its schedule.
+  psql "$AEGIS_PLATFORM_DSN" -qv ON_ERROR_STOP=1 >/dev/null <<SQL
+INSERT INTO feeds (name, category, format, source) VALUES
+  ('demo-malware', 'malware', 'rpz', '$FEEDS/malware.rpz'),
+  ('demo-phishing', 'phishing', 'misp', '$FEEDS/misp'),
+  ('demo-adult', 'adult', 'hosts', '$FEEDS/adult.hosts'),
+  ('demo-social', 'social', 'plain', '$FEEDS/social.txt')
+ON CONFLICT (name) DO NOTHING;
+SQL
+  local f
+  for f in demo-malware demo-phishing demo-adult demo-social; do
+    build/bin/aegis-tenantd -c "$AEGIS_PLATFORM_DIR/tenantd.conf" feed-refresh "$f" >/dev/null 2>&1 ||
+      die "feed $f did not load: see $AEGIS_PLATFORM_DIR/tenantd.log"
+  done
+
+  umask 077
+  {
+    echo "ministry_admin  $ADMIN_KEY"
+    echo "tenant_admin    $(key 'Northside IT' tenant_admin "$school")   (Northside Primary School)"
+    echo "soc_analyst     $(key 'SOC on duty' soc_analyst)"
+    echo "auditor         $(key 'Court of Audit' auditor)"
+  } > "$AEGIS_PLATFORM_DIR/keys.txt"
+  echo "$school" > "$AEGIS_PLATFORM_DIR/school.id"
+}
 
 case "${1:-up}" in
 up)
@@ -16,24 +92,47 @@ up)
   make -j"$(nproc)" all
   scripts/devstack.sh up
   . "$AEGIS_STACK_DIR/env"
-  conf="$AEGIS_STACK_DIR/tenantd.conf"
-  cat > "$conf" <<CONF
-database: { dsn = "$AEGIS_PG_DSN"; };
-migrations: { dir = "$root/migrations"; };
-CONF
-  build/bin/aegis-tenantd -c "$conf" migrate
+  trap 'echo; log "stopping the demo"; down; exit 0' INT TERM
+  scripts/platform.sh up
+  . "$AEGIS_PLATFORM_DIR/env"
+  ADMIN_KEY=$(cat "$AEGIS_API_KEY_FILE")
+  [ -s "$AEGIS_PLATFORM_DIR/keys.txt" ] || seed
+  school=$(cat "$AEGIS_PLATFORM_DIR/school.id")
+  res1=${AEGIS_RES1%:*} res1_port=${AEGIS_RES1##*:} res2_port=${AEGIS_RES2##*:}
   cat <<MSG
 
-Aegis demo stack is up (state in $AEGIS_STACK_DIR):
-  PostgreSQL   psql '$AEGIS_PG_DSN'
-  Kafka        kcat -b $AEGIS_KAFKA_BROKERS -L
-  DNS upstream dig @${AEGIS_DNS_UPSTREAM%:*} -p ${AEGIS_DNS_UPSTREAM##*:} www.school.test
-  Schema       build/bin/aegis-tenantd -c $conf migrate
-Stop it with: make demo-down
+Aegis is up on loopback (state in $AEGIS_STACK_DIR; API keys of each role in
+$AEGIS_PLATFORM_DIR/keys.txt). Try:
+
+  # the school (127.1.0.5) asks for an adult site: NXDOMAIN, EDE 17 Filtered, its contact text
+  dig @$res1 -p $res1_port -b 127.1.0.5 adult-demo.wild.test +nocookie
+  # the hospital (127.2.0.9) asks the same name on the other node: resolved
+  dig @$res1 -p $res2_port -b 127.2.0.9 adult-demo.wild.test +short
+  # a phishing name from the MISP feed, blocked for everyone with EDE 15 Blocked
+  dig @$res1 -p $res2_port -b 127.2.0.9 phish-demo.wild.test +nocookie
+  # the school's safe search: www.google.com answered as forcesafesearch.google.com
+  dig @$res1 -p $res1_port -b 127.1.0.5 www.google.com +short
+  # the office monitors social media: answered, and logged as a match
+  dig @$res1 -p $res1_port -b 127.3.0.7 social-demo.wild.test +short
+
+  # the SOC's view: which client asked for the malware name, when, through which node
+  dig @$res1 -p $res1_port -b 127.1.0.77 malware-demo.wild.test +nocookie
+  psql '$AEGIS_PLATFORM_DSN' -c "SELECT ts, host(client_ip), node, action, category FROM query_log WHERE dns_name_in_subtree(qname, 'malware-demo.wild.test') ORDER BY ts"
+  # the school's policy and the audit trail, through the API
+  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" $AEGIS_API_URL/v1/tenants/$school/policy
+  curl -s -H "Authorization: Bearer \$(awk '/^auditor/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/audit?limit=5"
+
+Ctrl-C here, or make demo-down in another shell, stops everything.
 MSG
+  if [ "${AEGIS_DEMO_DETACH:-0}" = 1 ]; then
+    trap - INT TERM
+    exit 0
+  fi
+  while scripts/platform.sh status | grep -q running; do sleep 2; done
   ;;
 down)
-  scripts/devstack.sh down
+  [ -f "$AEGIS_STACK_DIR/env" ] && . "$AEGIS_STACK_DIR/env"
+  down
   ;;
 *)
   die "usage: $0 up|down"
