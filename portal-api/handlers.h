@@ -23,6 +23,12 @@ int h_api_keys_list(struct req *r);
 int h_api_keys_create(struct req *r);
 int h_api_key_revoke(struct req *r);
 
+/* res_users.c */
+int h_users_list(struct req *r);
+int h_users_create(struct req *r);
+int h_user_get(struct req *r);
+int h_user_patch(struct req *r);
+
 /* res_tenants.c */
 int h_tenants_list(struct req *r);
 int h_tenants_create(struct req *r);

@@ -21,6 +21,10 @@ const struct route portal_routes[] = {
 	{ "GET", "/v1/api-keys", h_api_keys_list, 0 },
 	{ "POST", "/v1/api-keys", h_api_keys_create, ROUTE_JSON },
 	{ "DELETE", "/v1/api-keys/{key_id}", h_api_key_revoke, 0 },
+	{ "GET", "/v1/users", h_users_list, 0 },
+	{ "POST", "/v1/users", h_users_create, ROUTE_JSON },
+	{ "GET", "/v1/users/{user_id}", h_user_get, 0 },
+	{ "PATCH", "/v1/users/{user_id}", h_user_patch, ROUTE_JSON },
 
 	{ "GET", "/v1/tenants", h_tenants_list, 0 },
 	{ "POST", "/v1/tenants", h_tenants_create, ROUTE_JSON },

@@ -296,6 +296,62 @@ def test_api_key_issuing_cannot_escalate(w):
     assert w.hospital_admin.delete(f"/v1/api-keys/{a.json['id']}").status == 404
 
 
+def test_user_management_stays_within_reach(w):
+    a = w.school_admin.post("/v1/users", {"email": "Teacher@School.example",
+                                          "password": "a teacher's password",
+                                          "grants": [{"role": "soc_analyst", "tenant_id": w.annex}]})
+    assert a.status == 201, a
+    uid = a.json["id"]
+    assert a.json["email"] == "teacher@school.example" and "password_hash" not in a.raw.decode()
+    assert a.json["grants"] == [{"role": "soc_analyst", "tenant_id": w.annex}]
+    login = w.anon.post("/v1/auth/login", {"email": "teacher@school.example",
+                                           "password": "a teacher's password"})
+    assert login.status == 200
+    s = Client(w.port, login.json["token"])
+    assert s.get(f"/v1/tenants/{w.annex}").status == 200
+
+    for body, status, field in (
+            ({"email": "x@y.example", "grants": [{"role": "ministry_admin"}]}, 403, "grants[0].role"),
+            ({"email": "x@y.example", "grants": [{"role": "auditor"}]}, 403, "grants[0].role"),
+            ({"email": "x@y.example", "grants": [{"role": "auditor", "tenant_id": w.hospital}]},
+             422, "grants[0].tenant_id"),
+            ({"email": "x@y.example", "grants": [{"role": "tenant_admin"}]}, 422,
+             "grants[0].tenant_id"),
+            ({"email": "x@y.example", "grants": [{"role": "ministry_admin",
+                                                  "tenant_id": w.school}]}, 422,
+             "grants[0].tenant_id"),
+            ({"email": "x@y.example", "password": "short", "grants": []}, 422, "password"),
+            ({"email": "not-an-address", "grants": []}, 422, "email"),
+            ({"email": "teacher@school.example",
+              "grants": [{"role": "auditor", "tenant_id": w.school}]}, 409, "email")):
+        a = w.school_admin.post("/v1/users", body)
+        assert (a.status, a.error.get("field")) == (status, field), (body, a)
+
+    emails = {u["email"] for u in w.school_admin.get("/v1/users").json["items"]}
+    assert "teacher@school.example" in emails and "soc@ministry.example" not in emails
+    assert w.hospital_admin.get(f"/v1/users/{uid}").status == 404
+    assert w.school_soc.get("/v1/users").status == 403
+
+    got = w.school_admin.get(f"/v1/users/{uid}")
+    a = w.school_admin.patch(f"/v1/users/{uid}", {"grants": [{"role": "auditor",
+                                                              "tenant_id": w.school}]},
+                             headers={"If-Match": got.headers["ETag"]})
+    assert a.status == 200 and a.json["grants"] == [{"role": "auditor", "tenant_id": w.school}]
+    assert a.headers["ETag"] != got.headers["ETag"]
+    assert s.get(f"/v1/tenants/{w.annex}").status == 200, "an auditor of the school sees the annex"
+    assert s.get(f"/v1/tenants/{w.annex}/policy").status == 403
+    a = w.school_admin.patch(f"/v1/users/{uid}", {"disabled": True})
+    assert a.status == 200 and a.json["disabled"] is True
+    assert unauthenticated(s.get("/v1/me")), "disabling ends the sessions"
+    a = w.admin.patch(f"/v1/users/{uid}", {"disabled": False, "password": "a brand new password"})
+    assert a.status == 200
+    assert w.anon.post("/v1/auth/login", {"email": "teacher@school.example",
+                                          "password": "a brand new password"}).status == 200
+    row = w.auditor.get(f"/v1/audit?action=user.update&target_id={uid}").json["items"][0]
+    assert row["details"] == {"password_changed": True}
+    assert "$scrypt$" not in json.dumps(row) and "brand new" not in json.dumps(row)
+
+
 # ---- authorisation matrix: every role x endpoint x own / child / other tenant ----
 
 # (method, path template, body) and the expected status per caller for each target tenant.
@@ -799,7 +855,7 @@ def test_routes_and_document_agree(w):
     assert served == documented
     for method, path in documented:
         concrete = path.replace("{domain}", "x.example")
-        for name in ("tenant_id", "network_id", "list_id", "key_id"):
+        for name in ("tenant_id", "network_id", "list_id", "key_id", "user_id"):
             concrete = concrete.replace("{" + name + "}", "00000000-0000-4000-8000-000000000000")
         a = w.admin.call(method, concrete, body={} if method in ("POST", "PATCH") else None,
                          raw=b"x" if method == "PUT" else None,
