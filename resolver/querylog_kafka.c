@@ -218,10 +218,12 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		 rd_kafka_err2name(err), reason);
 }
 
+/* librdkafka's own log, from its threads (the logger is thread-safe). Connection failures
+ * (facility FAIL) also reach on_error, which logs them: here they are debug. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	if (level <= 3)
+	if (level <= 4 && strcmp(fac, "FAIL") != 0)
 		log_warn("librdkafka", "facility=%s message=\"%s\"", fac, buf);
 	else
 		log_debug("librdkafka", "facility=%s message=\"%s\"", fac, buf);

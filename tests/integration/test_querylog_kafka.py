@@ -200,8 +200,11 @@ def test_spool_full_drops_are_counted_and_logged(tmp_path):
         for i in range(4000):
             a, _ = ask(r, f"n{i}.full.test")
             answered += a.rcode() == dns.rcode.NXDOMAIN
+        # each record is spooled, dropped or (produced before the broker was known down)
+        # still held by librdkafka; the replay probe is held and spooled at once
         wait_for(lambda: r.metric("aegis_querylog_spooled_total") +
-                 r.metric('aegis_querylog_dropped_total{reason="spool_full"}') >= 4000 - 64,
+                 r.metric('aegis_querylog_dropped_total{reason="spool_full"}') +
+                 r.metric("aegis_querylog_kafka_queued") >= 4000,
                  30, "records neither spooled nor counted")
         full = r.metric('aegis_querylog_dropped_total{reason="spool_full"}')
         spool_bytes = r.metric("aegis_querylog_spool_bytes")
