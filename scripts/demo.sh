@@ -128,7 +128,7 @@ MSG
     trap - INT TERM
     exit 0
   fi
-  while scripts/platform.sh status | grep -q running; do sleep 2; done
+  while scripts/platform.sh status | grep running >/dev/null; do sleep 2; done
   ;;
 down)
   [ -f "$AEGIS_STACK_DIR/env" ] && . "$AEGIS_STACK_DIR/env"
