@@ -168,6 +168,31 @@ def test_rate_limits_per_address_and_per_key(w, tmp_path):
         assert p.stop() == 0
 
 
+def test_tls_served_directly(w, tmp_path):
+    import ssl
+    import urllib.request
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    conf = portal_config(tmp_path, w.dsn, port)
+    conf.write_text(conf.read_text().replace(f'"127.0.0.1:{port}"', f'"0.0.0.0:{port}"') +
+        f'tls: {{ cert_file = "{cert}"; key_file = "{key}"; }};\n')
+    p = Portal(conf, port).start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/v1/health", context=ctx,
+                                    timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["status"] == "ok"
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=5).read()
+    finally:
+        assert p.stop() == 0
+
+
 # ---- authentication ----
 
 def unauthenticated(a):
@@ -381,6 +406,20 @@ MATRIX = [
     ("POST", "/v1/tenants/{t}/lists", "list",
      {k: {"ministry": 201, "admin": 404 if k == "other" else 201, "soc": 403, "auditor": 403,
           "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("GET", "/v1/querylog?tenant_id={t}", None,
+     {k: {"ministry": 200, "admin": 403, "soc": 404 if k == "other" else 200, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("GET", "/v1/reports/timeseries?tenant_id={t}", None,
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200,
+          "soc": 404 if k == "other" else 200, "auditor": 403, "school_auditor": 403}
+      for k in ("own", "child", "other")}),
+    ("GET", "/v1/reports/top-clients?tenant_id={t}", None,
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200,
+          "soc": 404 if k == "other" else 200, "auditor": 403, "school_auditor": 403}
+      for k in ("own", "child", "other")}),
+    ("GET", "/v1/audit?tenant_id={t}", None,
+     {k: {"ministry": 200, "admin": 403, "soc": 403, "auditor": 200, "school_auditor": 200}
+      for k in ("own", "child", "other")}),
     ("DELETE", "/v1/tenants/{t}", None,
      {k: {"ministry": None, "admin": 403, "soc": 403, "auditor": 403, "school_auditor": 403}
       for k in ("own", "child", "other")}),
