@@ -140,7 +140,9 @@ static enum store_status classify(struct store *s, const PGresult *res, struct f
 				  char *why, size_t whylen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *msg = primary ? primary : res ? PQresultErrorMessage(res)
+						  : PQerrorMessage(s->conn);
 	char quoted[512];
 
 	snprintf(why, whylen, "%s %s", state ? state : "none", msg ? msg : "");
