@@ -65,7 +65,7 @@ static const struct config_field logpipe_fields[] = {
 	{ .path = "kafka.dead_letter_topic", .type = CONFIG_STRING,
 	  .offset = FIELD(dead_letter_topic), .default_string = "aegis.querylog.dead" },
 	{ .path = "kafka.session_timeout_ms", .type = CONFIG_INT,
-	  .offset = FIELD(session_timeout_ms), .default_int = 10000, .min = 1000,
+	  .offset = FIELD(session_timeout_ms), .default_int = 10000, .min = 3000,
 	  .max = 300000 },
 	{ .path = "batch.records", .type = CONFIG_INT, .offset = FIELD(batch_records),
 	  .default_int = 5000, .min = 1, .max = 1000000 },
