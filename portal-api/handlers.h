@@ -46,6 +46,9 @@ int h_policy_get(struct req *r);
 int h_policy_patch(struct req *r);
 int h_categories_list(struct req *r);
 
+/* res_preview.c */
+int h_policy_preview(struct req *r);
+
 /* res_lists.c */
 int h_tenant_lists_list(struct req *r);
 int h_tenant_lists_create(struct req *r);

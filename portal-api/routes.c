@@ -39,6 +39,7 @@ const struct route portal_routes[] = {
 
 	{ "GET", "/v1/tenants/{tenant_id}/policy", h_policy_get, 0 },
 	{ "PATCH", "/v1/tenants/{tenant_id}/policy", h_policy_patch, ROUTE_JSON },
+	{ "POST", "/v1/tenants/{tenant_id}/policy/preview", h_policy_preview, ROUTE_JSON },
 	{ "GET", "/v1/categories", h_categories_list, 0 },
 
 	{ "GET", "/v1/tenants/{tenant_id}/lists", h_tenant_lists_list, 0 },
