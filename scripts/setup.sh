@@ -15,7 +15,7 @@ DEB_PACKAGES=(
   libcurl4-openssl-dev
   postgresql postgresql-contrib nsd knot-dnsutils dnsutils kcat dnsperf unbound
   openjdk-17-jre-headless maven python3 python3-pytest python3-dnspython python3-psycopg2 python3-jsonschema
-  iproute2 procps curl jq ca-certificates ansible ansible-lint
+  iproute2 procps curl jq ca-certificates ansible ansible-lint wrk
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
