@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """measure.py CONF METRICS_PORT N -- runs aegis-logpipe with CONF until its metrics show N
 rows inserted, and prints one JSON line: records/s from the first record consumed to the
-last row committed, with the CPU seconds logpipe and PostgreSQL's busiest backend spent.
+last row committed, with the CPU seconds logpipe and PostgreSQL (pgcpu.py) spent.
 
 The clock starts at the first consumed record, not at process start, so the consumer-group
 join (a second or two) is not counted; the metrics are polled every 20 ms."""
@@ -12,6 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgcpu  # noqa: E402
 
 conf, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 binary = os.environ.get("LOGPIPE", "build/bin/aegis-logpipe")
@@ -33,22 +36,7 @@ def cpu(pid):
     return (int(fields[11]) + int(fields[12])) / tick
 
 
-def postgres_cpu():
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-            if cmd.startswith(b"postgres: "):
-                out[pid] = cpu(pid)
-        except OSError:
-            pass
-    return out
-
-
-pg_before = postgres_cpu()
+pg_before = pgcpu.total()
 proc = subprocess.Popen([binary, "-c", conf], stderr=open(conf + ".log", "w"))
 start = first = None
 try:
@@ -68,8 +56,7 @@ try:
         sys.exit("timed out")
     end = time.monotonic()
     lp_cpu = cpu(proc.pid)
-    pg_after = postgres_cpu()
-    pg_cpu = max((v - pg_before.get(k, 0) for k, v in pg_after.items()), default=0)
+    pg_cpu = pgcpu.total() - pg_before
     print(json.dumps({"records": n, "seconds": round(end - start, 3),
                       "rate": round(n / (end - start)), "logpipe_cpu_s": round(lp_cpu, 2),
                       "postgres_cpu_s": round(pg_cpu, 2),

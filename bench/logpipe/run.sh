@@ -12,7 +12,7 @@
 #     record consumed to the last row committed; then the peer, `\copy query_log (...) FROM
 #     rows.txt` into another fresh database, timed around psql. rows.txt is the first run's
 #     query_log dumped with COPY, so both sides load the same rows. Besides wall time, the CPU
-#     time of logpipe and of the PostgreSQL backend doing the work (pgcpu.py, from /proc):
+#     time of logpipe and of PostgreSQL's processes (pgcpu.py, from /proc):
 #     on a shared machine the rates swing with the neighbours' load, CPU per row much less.
 #  3. The SOC's questions with EXPLAIN (ANALYZE) on a table filled by fill.sql (BENCH_FILL
 #     rows, 0 to skip): soc-queries.sql, output in $BENCH_DIR/explain.txt.
@@ -91,11 +91,11 @@ CONF
   fi
   new_db "cp$i"
   log "run $i: psql \\copy"
-  python3 "$here/pgcpu.py" >"$BENCH_DIR/pgcpu.json"
+  pg_before=$(python3 "$here/pgcpu.py")
   t0=$(date +%s.%N)
   psql "$base_dsn dbname=cp$i" -qXc "\\copy query_log ($COLS) FROM '$BENCH_DIR/rows.txt'"
   secs=$(echo "$(date +%s.%N) - $t0" | bc)
-  pg_cpu=$(python3 "$here/pgcpu.py" "$BENCH_DIR/pgcpu.json")
+  pg_cpu=$(python3 "$here/pgcpu.py" "$pg_before")
   rate=$(echo "$N / $secs" | bc)
   load=$(cut -d' ' -f1 /proc/loadavg)
   log "  copy: $secs s, $rate records/s, backend CPU $pg_cpu s, load $load"
