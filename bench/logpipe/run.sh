@@ -119,7 +119,7 @@ import json, statistics, sys
 runs = json.load(open(sys.argv[1]))
 n = runs[0]["logpipe"]["records"]
 print("| run | load | logpipe records/s | psql \\copy records/s | ratio | logpipe CPU µs/record | "
-      "backend CPU µs/row, logpipe | backend CPU µs/row, \\copy |")
+      "PostgreSQL CPU µs/row, logpipe | PostgreSQL CPU µs/row, \\copy |")
 print("|---|---|---|---|---|---|---|---|")
 for r in runs:
     lp, cp = r["logpipe"], r["copy"]
