@@ -34,9 +34,9 @@
  * At shutdown, records librdkafka still holds are given up to CLOSE_WAIT_MS, then purged into
  * the spool, so a restart replays them. */
 
-#define REPLAY_MAX       4096
+#define REPLAY_MAX       50000   /* a batch's tail waits linger.ms: big batches */
 #define REPLAY_PROBE     16               /* replay batch while the broker is down */
-#define REPLAY_BYTES     (4u << 20)
+#define REPLAY_BYTES     (32u << 20)
 #define RETRY_MS         1000
 #define CLOSE_WAIT_MS    3000
 #define LOG_EVERY_S      10
