@@ -359,7 +359,7 @@ static void *writer_run(void *arg)
 			continue;
 		}
 		struct batch *b = in->handed;
-		int rc = -1;
+		int rc = -3;   /* not tried: given up before the attempt */
 		if (!in->give_up) {
 			pthread_mutex_unlock(&in->lock);
 			rc = finish(in, b);
