@@ -45,11 +45,18 @@ static int by_api_key(struct req *r, const char *token, const char *prefix)
 	PGconn *db = req_db(r);
 	if (!db)
 		return -1;
+	/* One statement: the lookup, and the last use recorded at most once a minute per key
+	 * (only when the digest matches), so reads do not become writes. */
 	auto_pqclear PGresult *res = pg_query(db,
-		"SELECT id, encode(key_hash, 'hex'), role, tenant_id IS NULL"
-		"  FROM api_keys"
-		" WHERE prefix = $1 AND revoked_at IS NULL"
-		"   AND (expires_at IS NULL OR expires_at > now())", prefix);
+		"WITH k AS (SELECT id, key_hash, role, tenant_id FROM api_keys"
+		"            WHERE prefix = $1 AND revoked_at IS NULL"
+		"              AND (expires_at IS NULL OR expires_at > now())),"
+		"     touch AS (UPDATE api_keys a SET last_used_at = now(), last_used_ip = $3::inet"
+		"                 FROM k WHERE a.id = k.id AND a.key_hash = $2::bytea"
+		"                  AND (a.last_used_at IS NULL"
+		"                       OR a.last_used_at < now() - interval '1 minute'))"
+		" SELECT id, encode(key_hash, 'hex'), role, tenant_id IS NULL FROM k",
+		prefix, hash, r->client_ip);
 	if (!res)
 		return req_db_failed(r);
 	if (PQntuples(res) != 1 || CRYPTO_memcmp(PQgetvalue(res, 0, 1), hash + 2, 64) != 0)
@@ -59,12 +66,6 @@ static int by_api_key(struct req *r, const char *token, const char *prefix)
 	snprintf(w->id, sizeof w->id, "%s", PQgetvalue(res, 0, 0));
 	snprintf(w->name, sizeof w->name, "%s", prefix);
 	grant(w, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)[0] == 't');
-	/* Last use, at most once a minute per key so reads do not become writes. */
-	if (pg_command(db, "UPDATE api_keys SET last_used_at = now(), last_used_ip = $2"
-			   " WHERE id = $1 AND (last_used_at IS NULL"
-			   "       OR last_used_at < now() - interval '1 minute')",
-		       w->id, r->client_ip) < 0)
-		return req_db_failed(r);
 	return 0;
 }
 

@@ -60,7 +60,7 @@ int h_audit_search(struct req *r)
 		"  'before', a.before, 'after', a.after, 'details', a.details,"
 		"  'row_hash', encode(a.row_hash, 'hex'))::text, a.id"
 		"  FROM audit_log a"
-		" WHERE ($4::bool OR a.tenant_id IN (SELECT portal_scope($1, $2, $3)))"
+		" WHERE ($4::bool OR a.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s))"
 		"   AND ($5::uuid IS NULL OR a.tenant_id = $5)"
 		"   AND ($6::uuid IS NULL OR a.actor_id = $6)"
 		"   AND ($7::text IS NULL OR a.action = $7"

@@ -351,7 +351,7 @@ int h_api_keys_list(struct req *r)
 	auto_pqclear PGresult *res = pg_query(r->pg,
 		"SELECT " KEY_JSON " FROM api_keys k"
 		" WHERE (k.tenant_id IS NULL AND 'ministry_admin' = ANY ($3::text[]))"
-		"    OR k.tenant_id IN (SELECT portal_scope($1, $2, $3))"
+		"    OR k.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 		" ORDER BY k.created_at, k.id", REQ_SCOPE(r, ROLES_ADMIN, roles));
 	if (!res)
 		return req_db_failed(r);
@@ -392,7 +392,7 @@ int h_api_keys_create(struct req *r)
 		return -1;
 	if (tenant) {
 		auto_pqclear PGresult *t = pg_query(r->pg,
-			"SELECT 1 WHERE $4::uuid IN (SELECT portal_scope($1, $2, $3))",
+			"SELECT 1 WHERE $4::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 			REQ_SCOPE(r, ROLES_ADMIN, roles), tenant);
 		if (!t)
 			return req_db_failed(r);
@@ -429,7 +429,7 @@ int h_api_key_revoke(struct req *r)
 	auto_pqclear PGresult *before = pg_query(r->pg,
 		"SELECT " KEY_JSON ", k.tenant_id FROM api_keys k WHERE k.id = $4"
 		"   AND ((k.tenant_id IS NULL AND 'ministry_admin' = ANY ($3::text[]))"
-		"    OR k.tenant_id IN (SELECT portal_scope($1, $2, $3))) FOR UPDATE",
+		"    OR k.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)) FOR UPDATE",
 		REQ_SCOPE(r, ROLES_ADMIN, roles), r->params[0]);
 	if (!before)
 		return req_db_failed(r);

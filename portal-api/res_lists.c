@@ -42,10 +42,10 @@ static PGresult *fetch_list(struct req *r, bool write)
 	return pg_query(r->pg,
 		write ? "SELECT " LIST_JSON ", l.revision, l.tenant_id, l.scope FROM lists l"
 			" WHERE l.id = $4 AND ((l.tenant_id IS NULL AND $5::bool)"
-			"   OR l.tenant_id IN (SELECT portal_scope($1, $2, $3))) FOR UPDATE"
+			"   OR l.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)) FOR UPDATE"
 		      : "SELECT " LIST_JSON ", l.revision, l.tenant_id, l.scope FROM lists l"
 			" WHERE l.id = $4 AND ((l.tenant_id IS NULL AND $5::bool)"
-			"   OR l.tenant_id IN (SELECT portal_scope($1, $2, $3)))",
+			"   OR l.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s))",
 		REQ_SCOPE(r, roles, rl), r->params[0], national ? "true" : "false");
 }
 
@@ -72,7 +72,7 @@ static int lists_of(struct req *r, const char *tenant_id)
 		return -1;
 	if (tenant_id) {
 		auto_pqclear PGresult *t = pg_query(r->pg,
-			"SELECT 1 WHERE $4::uuid IN (SELECT portal_scope($1, $2, $3))",
+			"SELECT 1 WHERE $4::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 			REQ_SCOPE(r, ROLES_READ, roles), tenant_id);
 		if (!t)
 			return req_db_failed(r);
@@ -124,7 +124,7 @@ static int list_create(struct req *r, const char *tenant_id)
 	if (tenant_id) {
 		auto_pqclear PGresult *t = pg_query(r->pg,
 			"SELECT 1 FROM tenants WHERE id = $4 AND id IN"
-			" (SELECT portal_scope($1, $2, $3)) FOR UPDATE",
+			" (SELECT s FROM portal_scope($1, $2, $3) s) FOR UPDATE",
 			REQ_SCOPE(r, roles, rl), tenant_id);
 		if (!t)
 			return req_db_failed(r);

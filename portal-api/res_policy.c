@@ -28,7 +28,7 @@
 	" 'updated_at', p.updated_at, 'revision', p.revision)::text,"                      \
 	" p.revision, p.block_action, host(p.sinkhole_v4), host(p.sinkhole_v6)"              \
 	" FROM policies p"                                                                 \
-	" WHERE p.tenant_id = $4 AND p.tenant_id IN (SELECT portal_scope($1, $2, $3))"
+	" WHERE p.tenant_id = $4 AND p.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 
 static PGresult *fetch_policy(struct req *r, unsigned roles, bool lock)
 {

@@ -130,7 +130,7 @@ int h_policy_preview(struct req *r)
 	if (!req_db(r))
 		return -1;
 	auto_pqclear PGresult *t = pg_query(r->pg,
-		"SELECT 1 WHERE $4::uuid IN (SELECT portal_scope($1, $2, $3))",
+		"SELECT 1 WHERE $4::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 		REQ_SCOPE(r, ROLES_ADMIN, roles), r->params[0]);
 	if (!t)
 		return req_db_failed(r);

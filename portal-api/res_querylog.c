@@ -31,7 +31,7 @@
  * prefix, pseudonym, name, subtree, qtype, action, category, cursor micros, cursor id. */
 #define QL_WHERE                                                                           \
 	" FROM query_log q"                                                                 \
-	" WHERE q.tenant_id IN (SELECT portal_scope($1, $2, $3))"                           \
+	" WHERE q.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"                           \
 	"   AND q.ts >= coalesce($4::timestamptz,"                                           \
 	"                        coalesce($5::timestamptz, now()) - interval '1 day')"       \
 	"   AND q.ts < coalesce($5::timestamptz, now())"                                     \
@@ -301,7 +301,7 @@ int h_querylog_search(struct req *r)
 		return -1;
 	if (f.tenant) {
 		auto_pqclear PGresult *t = pg_query(r->pg,
-			"SELECT 1 WHERE $4::uuid IN (SELECT portal_scope($1, $2, $3))",
+			"SELECT 1 WHERE $4::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 			REQ_SCOPE(r, QL_ROLES, roles), f.tenant);
 		if (!t)
 			return req_db_failed(r);

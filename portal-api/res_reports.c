@@ -21,7 +21,7 @@
 
 /* $1..$3 scope, $4 since, $5 until, $6 tenant, $7 subtree. */
 #define REPORT_WHERE                                                                       \
-	" WHERE x.tenant_id IN (SELECT portal_scope($1, $2, $3))"                           \
+	" WHERE x.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"                           \
 	"   AND x.hour >= coalesce($4::timestamptz,"                                         \
 	"                          coalesce($5::timestamptz, now()) - interval '7 days')"    \
 	"   AND x.hour < coalesce($5::timestamptz, now())"                                   \
@@ -63,7 +63,7 @@ static int read_args(struct req *r, struct report_args *a, bool top)
 		"SELECT coalesce($5::timestamptz, now()) - coalesce($4::timestamptz,"
 		"         coalesce($5::timestamptz, now()) - interval '7 days')"
 		"         BETWEEN interval '0' AND interval '366 days',"
-		"       $6::uuid IS NULL OR $6::uuid IN (SELECT portal_scope($1, $2, $3))",
+		"       $6::uuid IS NULL OR $6::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 		REQ_SCOPE(r, ROLES_READ, roles), a->since, a->until, a->tenant);
 	if (!t)
 		return req_db_failed(r);

@@ -101,7 +101,7 @@ int h_tenants_list(struct req *r)
 	snprintf(limit_s, sizeof limit_s, "%u", limit);
 	auto_pqclear PGresult *res = pg_query(r->pg,
 		"SELECT " TENANT_JSON ", t.slug FROM tenants t"
-		" WHERE t.id IN (SELECT portal_scope($1, $2, $3))"
+		" WHERE t.id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 		"   AND ($4::text IS NULL OR t.slug > $4) AND ($5::uuid IS NULL OR t.parent_id = $5)"
 		" ORDER BY t.slug LIMIT $6",
 		REQ_SCOPE(r, ROLES_ANY, roles), after, parent, limit_s);
@@ -116,9 +116,9 @@ static PGresult *fetch_tenant(struct req *r, unsigned roles, const char *id, boo
 	char rl[80];
 	return pg_query(r->pg,
 		lock ? "SELECT " TENANT_JSON ", t.revision, t.parent_id FROM tenants t"
-		       " WHERE t.id = $4 AND t.id IN (SELECT portal_scope($1, $2, $3)) FOR UPDATE"
+		       " WHERE t.id = $4 AND t.id IN (SELECT s FROM portal_scope($1, $2, $3) s) FOR UPDATE"
 		     : "SELECT " TENANT_JSON ", t.revision, t.parent_id FROM tenants t"
-		       " WHERE t.id = $4 AND t.id IN (SELECT portal_scope($1, $2, $3))",
+		       " WHERE t.id = $4 AND t.id IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 		REQ_SCOPE(r, roles, rl), id);
 }
 
@@ -394,7 +394,7 @@ int h_networks_list(struct req *r)
 		return -1;
 	auto_pqclear PGresult *res = pg_query(r->pg,
 		"SELECT " NETWORK_JSON " FROM networks n"
-		" WHERE n.tenant_id = $4 AND n.tenant_id IN (SELECT portal_scope($1, $2, $3))"
+		" WHERE n.tenant_id = $4 AND n.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 		" ORDER BY n.prefix", REQ_SCOPE(r, ROLES_READ, roles), r->params[0]);
 	if (!res)
 		return req_db_failed(r);
@@ -426,10 +426,10 @@ static PGresult *fetch_network(struct req *r, unsigned roles, bool lock)
 	char rl[80];
 	return pg_query(r->pg,
 		lock ? "SELECT " NETWORK_JSON ", n.revision, n.tenant_id FROM networks n"
-		       " WHERE n.id = $4 AND n.tenant_id IN (SELECT portal_scope($1, $2, $3))"
+		       " WHERE n.id = $4 AND n.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 		       " FOR UPDATE"
 		     : "SELECT " NETWORK_JSON ", n.revision, n.tenant_id FROM networks n"
-		       " WHERE n.id = $4 AND n.tenant_id IN (SELECT portal_scope($1, $2, $3))",
+		       " WHERE n.id = $4 AND n.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 		REQ_SCOPE(r, roles, rl), r->params[0]);
 }
 

@@ -39,7 +39,7 @@
 	" ($4::bool OR (EXISTS (SELECT 1 FROM role_grants g WHERE g.user_id = u.id)"        \
 	"   AND NOT EXISTS (SELECT 1 FROM role_grants g WHERE g.user_id = u.id"             \
 	"     AND (g.tenant_id IS NULL OR g.role = 'ministry_admin'"                        \
-	"          OR g.tenant_id NOT IN (SELECT portal_scope($1, $2, $3))))))"
+	"          OR g.tenant_id NOT IN (SELECT s FROM portal_scope($1, $2, $3) s)))))"
 
 static const char *global_ministry(const struct req *r)
 {
@@ -123,7 +123,7 @@ static int check_grants(struct req *r, json_t *grants)
 		}
 		if (tenant) {
 			auto_pqclear PGresult *t = pg_query(r->pg,
-				"SELECT 1 WHERE $4::uuid IN (SELECT portal_scope($1, $2, $3))",
+				"SELECT 1 WHERE $4::uuid IN (SELECT s FROM portal_scope($1, $2, $3) s)",
 				REQ_SCOPE(r, ROLES_ADMIN, roles), tenant);
 			if (!t)
 				return req_db_failed(r);
