@@ -102,7 +102,7 @@ INSERT INTO query_log (ts, event_id, node, tenant_id, client_ip, transport, qnam
 SELECT now() - (g::double precision / $ROWS) * interval '7 days',
        gen_random_uuid(), 'node-1', t.id,
        ('10.' || t.n || '.' || (g / 7 % 100) || '.' || (g % 100 / 5))::inet,
-       'udp', 'h' || (g * 7919 % 200000) || '.d' || (g % 997) || '.example', 1, 0, 'allow'
+       'udp', 'h' || (g::bigint * 7919 % 200000) || '.d' || (g % 997) || '.example', 1, 0, 'allow'
   FROM generate_series(1, $ROWS) g JOIN t ON t.n = g % 20;
 ANALYZE query_log;
 EOF
