@@ -420,6 +420,27 @@ MATRIX = [
     ("GET", "/v1/audit?tenant_id={t}", None,
      {k: {"ministry": 200, "admin": 403, "soc": 403, "auditor": 200, "school_auditor": 200}
       for k in ("own", "child", "other")}),
+    ("POST", "/v1/tenants/{t}/policy/preview", {"days": 1},
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("GET", "/v1/networks/{n}", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("PATCH", "/v1/networks/{n}", {"description": "matrix"},
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("GET", "/v1/lists/{l}", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("GET", "/v1/lists/{l}/entries", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("GET", "/v1/lists/{l}/export", None,
+     {"own": OK_READ, "child": OK_READ,
+      "other": {"ministry": 200, "admin": 404, "soc": 404, "auditor": 403, "school_auditor": 403}}),
+    ("POST", "/v1/lists/{l}/entries", "entry",
+     {k: {"ministry": 201, "admin": 404 if k == "other" else 201, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
     ("DELETE", "/v1/tenants/{t}", None,
      {k: {"ministry": None, "admin": 403, "soc": 403, "auditor": 403, "school_auditor": 403}
       for k in ("own", "child", "other")}),
@@ -450,6 +471,13 @@ def test_authorisation_matrix(w):
     callers = {"ministry": w.admin, "admin": w.school_admin, "soc": w.school_soc,
                "auditor": w.auditor, "school_auditor": w.school_auditor}
     targets = {"own": w.school, "child": w.annex, "other": w.hospital}
+    prefixes = {"own": "10.1.200.0/24", "child": "10.1.201.0/24", "other": "10.2.200.0/24"}
+    nets, lists = {}, {}
+    for where, tenant in targets.items():
+        nets[where] = w.admin.post(f"/v1/tenants/{tenant}/networks",
+                                   {"cidr": prefixes[where]}).json["id"]
+        lists[where] = w.admin.post(f"/v1/tenants/{tenant}/lists",
+                                    {"kind": "deny", "name": "matrix objects"}).json["id"]
     failures = []
     n = 0
     for method, template, body, expect in MATRIX:
@@ -460,7 +488,10 @@ def test_authorisation_matrix(w):
                 b = body
                 if body == "list":
                     b = {"kind": "deny", "name": f"matrix {who} {where}"}
-                a = callers[who].call(method, template.format(t=tenant), body=b)
+                elif body == "entry":
+                    b = {"domain": f"{who}.{where}.matrix.example"}
+                path = template.format(t=tenant, n=nets[where], l=lists[where])
+                a = callers[who].call(method, path, body=b)
                 n += 1
                 if a.status != want:
                     failures.append(f"{who} {method} {template} on {where}: {a.status} != {want}")
@@ -475,7 +506,7 @@ def test_authorisation_matrix(w):
             if a.status != want:
                 failures.append(f"{who} {method} {path}: {a.status} != {want}")
     assert not failures, "\n".join(failures)
-    assert n > 100
+    assert n > 250
     # What a scoped caller lists is its subtree, not more.
     slugs = {t["slug"] for t in w.school_admin.get("/v1/tenants").json["items"]}
     assert slugs == {"school-1", "school-1-annex"}
