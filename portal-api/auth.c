@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "portal.h"
 #include "token.h"
 
@@ -47,7 +48,7 @@ static int by_api_key(struct req *r, const char *token, const char *prefix)
 		return -1;
 	/* One statement: the lookup, and the last use recorded at most once a minute per key
 	 * (only when the digest matches), so reads do not become writes. */
-	auto_pqclear PGresult *res = pg_query(db,
+	auto_pqclear PGresult *res = db_query(db,
 		"WITH k AS (SELECT id, key_hash, role, tenant_id FROM api_keys"
 		"            WHERE prefix = $1 AND revoked_at IS NULL"
 		"              AND (expires_at IS NULL OR expires_at > now())),"
@@ -76,7 +77,7 @@ static int by_session(struct req *r, const char *token)
 	PGconn *db = req_db(r);
 	if (!db)
 		return -1;
-	auto_pqclear PGresult *res = pg_query(db,
+	auto_pqclear PGresult *res = db_query(db,
 		"SELECT s.id, u.id, u.email, g.role, g.tenant_id IS NULL"
 		"  FROM sessions s JOIN users u ON u.id = s.user_id"
 		"  LEFT JOIN role_grants g ON g.user_id = u.id"

@@ -2,6 +2,8 @@
 #include "pgpool.h"
 
 #include <errno.h>
+#include <libpq-events.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,6 +22,68 @@ struct pgpool {
 	PGconn **idle;                  /* connections ready to lend; NULL slots not yet made */
 	unsigned long failures;
 };
+
+/* ---- prepared statements, per connection ---- */
+
+#define STMT_MAX 64
+
+struct stmt_cache {
+	const char *sql[STMT_MAX];      /* the literals prepared on this connection, by index */
+	unsigned n;
+};
+
+/* libpq calls this when the connection is closed: the cache goes with it. */
+static int stmt_event(PGEventId id, void *info, void *arg)
+{
+	(void)arg;
+	if (id == PGEVT_CONNDESTROY) {
+		PGEventConnDestroy *e = info;
+		free(PQinstanceData(e->conn, stmt_event));
+	}
+	return 1;
+}
+
+static void log_failure(PGconn *conn, const PGresult *res, const char *sql)
+{
+	char msg[512], stmt[256];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	log_err("db_query_failed", "sqlstate=%s error=%s sql=%s", state ? state : "none",
+		log_quote(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(conn)),
+		log_quote(stmt, sizeof stmt, sql));
+}
+
+PGresult *pgpool_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	struct stmt_cache *c = PQinstanceData(conn, stmt_event);
+	char name[16];
+	unsigned i;
+
+	if (!c)
+		return pg_query_params(conn, sql, nparams, params);
+	for (i = 0; i < c->n && c->sql[i] != sql; i++)
+		;
+	if (i == c->n) {
+		if (c->n == STMT_MAX)
+			return pg_query_params(conn, sql, nparams, params);
+		snprintf(name, sizeof name, "a%u", i);
+		PGresult *prep = PQprepare(conn, name, sql, nparams, NULL);
+		if (!prep || PQresultStatus(prep) != PGRES_COMMAND_OK) {
+			log_failure(conn, prep, sql);
+			PQclear(prep);
+			return NULL;
+		}
+		PQclear(prep);
+		c->sql[c->n++] = sql;
+	}
+	snprintf(name, sizeof name, "a%u", i);
+	PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	log_failure(conn, res, sql);
+	PQclear(res);
+	return NULL;
+}
 
 struct pgpool *pgpool_new(const char *dsn, unsigned size, unsigned wait_ms)
 {
@@ -68,6 +132,11 @@ static PGconn *connect_one(const char *dsn)
 		PQfinish(c);
 		return NULL;
 	}
+	struct stmt_cache *cache = calloc(1, sizeof *cache);
+	if (cache && PQregisterEventProc(c, stmt_event, "aegis-portal-stmts", NULL) &&
+	    PQsetInstanceData(c, stmt_event, cache))
+		cache = NULL;   /* owned by the connection now */
+	free(cache);            /* without a cache, pgpool_exec() falls back to pg_query() */
 	return c;
 }
 

@@ -21,6 +21,21 @@ void pgpool_free(struct pgpool *p);
 PGconn *pgpool_get(struct pgpool *p);
 void pgpool_put(struct pgpool *p, PGconn *conn);
 
+/* Runs sql with text parameters as a prepared statement of conn, preparing it the first time
+ * this connection sees it; the statement is named by the address of sql, which must be a
+ * string literal. PostgreSQL then stops planning it after a few runs (a generic plan): for
+ * the fixed statements of the hot paths (authentication, fetching one object). A statement
+ * whose best plan depends on which optional filters are given (the query-log search) stays
+ * on pg_query(), which plans every run with its values. Result and errors as pg_query(). */
+PGresult *pgpool_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+	__attribute__((warn_unused_result));
+
+#define db_query(conn, sql, ...)                                                            \
+	pgpool_exec(conn, sql,                                                              \
+		    (int)(sizeof((const char *const[]){ NULL, ##__VA_ARGS__ }) /            \
+			  sizeof(const char *)) - 1,                                        \
+		    (const char *const[]){ NULL, ##__VA_ARGS__ } + 1)
+
 /* Connections lent right now, and times a borrower found the database unreachable. */
 unsigned pgpool_in_use(struct pgpool *p);
 unsigned long pgpool_failures(struct pgpool *p);

@@ -28,6 +28,7 @@
 #include "handlers.h"
 #include "password.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "portal.h"
 #include "token.h"
 #include "totp.h"
@@ -237,7 +238,7 @@ int h_me(struct req *r)
 	if (!req_db(r))
 		return -1;
 	/* The grants as stored, so a caller sees exactly what it was given. */
-	auto_pqclear PGresult *res = pg_query(r->pg,
+	auto_pqclear PGresult *res = db_query(r->pg,
 		"SELECT json_build_object('type', $1::text, 'id', $2::uuid, 'name', $4::text,"
 		"  'roles', $3::text[], 'grants', coalesce((SELECT json_agg(json_build_object("
 		"      'role', g.role, 'tenant_id', g.tenant_id) ORDER BY g.role, g.tenant_id)"

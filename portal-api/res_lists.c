@@ -18,6 +18,7 @@
 #include "handlers.h"
 #include "listio.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "valid.h"
 
 #define LIST_JSON                                                                          \
@@ -39,7 +40,7 @@ static PGresult *fetch_list(struct req *r, bool write)
 	char rl[80];
 	unsigned roles = write ? ROLES_ADMIN : ROLES_READ;
 	bool national = write ? (r->who.roles & ROLE_MINISTRY_ADMIN) : (r->who.roles & ROLES_READ);
-	return pg_query(r->pg,
+	return db_query(r->pg,
 		write ? "SELECT " LIST_JSON ", l.revision, l.tenant_id, l.scope FROM lists l"
 			" WHERE l.id = $4 AND ((l.tenant_id IS NULL AND $5::bool)"
 			"   OR l.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)) FOR UPDATE"

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "handlers.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "valid.h"
 
 #define POLICY_SELECT                                                                      \
@@ -33,7 +34,7 @@
 static PGresult *fetch_policy(struct req *r, unsigned roles, bool lock)
 {
 	char rl[80];
-	return pg_query(r->pg, lock ? POLICY_SELECT " FOR UPDATE OF p" : POLICY_SELECT,
+	return db_query(r->pg, lock ? POLICY_SELECT " FOR UPDATE OF p" : POLICY_SELECT,
 			REQ_SCOPE(r, roles, rl), r->params[0]);
 }
 

@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "handlers.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "valid.h"
 
 #define TENANT_JSON                                                                        \
@@ -114,7 +115,7 @@ int h_tenants_list(struct req *r)
 static PGresult *fetch_tenant(struct req *r, unsigned roles, const char *id, bool lock)
 {
 	char rl[80];
-	return pg_query(r->pg,
+	return db_query(r->pg,
 		lock ? "SELECT " TENANT_JSON ", t.revision, t.parent_id FROM tenants t"
 		       " WHERE t.id = $4 AND t.id IN (SELECT s FROM portal_scope($1, $2, $3) s) FOR UPDATE"
 		     : "SELECT " TENANT_JSON ", t.revision, t.parent_id FROM tenants t"
@@ -424,7 +425,7 @@ int h_networks_create(struct req *r)
 static PGresult *fetch_network(struct req *r, unsigned roles, bool lock)
 {
 	char rl[80];
-	return pg_query(r->pg,
+	return db_query(r->pg,
 		lock ? "SELECT " NETWORK_JSON ", n.revision, n.tenant_id FROM networks n"
 		       " WHERE n.id = $4 AND n.tenant_id IN (SELECT s FROM portal_scope($1, $2, $3) s)"
 		       " FOR UPDATE"
