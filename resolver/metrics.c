@@ -102,7 +102,8 @@ static void render_tenants(struct resolver *r, struct evbuffer *b)
 	struct tenant_rows t = { 0 };
 	for (unsigned i = 0; i < r->nworkers; i++)
 		tenantstats_each(r->workers[i]->tenants, collect_tenant, &t);
-	qsort(t.rows, t.n, sizeof *t.rows, row_cmp);
+	if (t.n)  /* t.rows is NULL before the first query: qsort must not see it */
+		qsort(t.rows, t.n, sizeof *t.rows, row_cmp);
 	size_t merged = 0;
 	for (size_t i = 0; i < t.n; i++) {
 		if (merged && memcmp(t.rows[merged - 1].id, t.rows[i].id, 16) == 0) {
