@@ -665,6 +665,9 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 		return -EINVAL;
 	}
 	(void)!parse_listen(cfg->listen, &ss, &len);
+	/* jansson seeds its hash function on first use; do it here, before the worker threads
+	 * race for it (jansson's advice for threaded programs). */
+	json_object_seed(0);
 	p->pool = pgpool_new(cfg->dsn, cfg->pool_size, 5000);
 	p->by_address = throttle_new(cfg->rate_per_address, cfg->burst_per_address);
 	p->by_principal = throttle_new(cfg->rate_per_principal, cfg->burst_per_principal);
