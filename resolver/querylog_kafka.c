@@ -119,24 +119,6 @@ static void start_spooling(struct kafka_sink *ks, const char *why)
 	log_warn("querylog_kafka_spooling", "topic=%s reason=\"%s\"", ks->topic, why);
 }
 
-/* Appends a frame (key length, key, JSON) to the spool; counts and returns false if lost. */
-static bool spool_frame(struct kafka_sink *ks, const void *key, size_t klen, const void *val,
-			size_t vlen)
-{
-	ks->frame[0] = (uint8_t)klen;
-	if (klen)
-		memcpy(ks->frame + 1, key, klen);
-	memcpy(ks->frame + 1 + klen, val, vlen);
-	int rc = spool_append(ks->spool, ks->frame, 1 + klen + vlen);
-	if (rc == 0) {
-		add(&ks->c.spooled, 1);
-		return true;
-	}
-	ks->lost++;
-	add(rc == -ENOSPC ? &ks->c.dropped_spool_full : &ks->c.dropped_spool_error, 1);
-	return false;
-}
-
 /* Errors of the message itself: sending it again cannot succeed. */
 static bool permanent(rd_kafka_resp_err_t err)
 {
@@ -150,6 +132,29 @@ static void rejected(struct kafka_sink *ks, rd_kafka_resp_err_t err)
 	if (atomic_fetch_add_explicit(&ks->c.dropped_rejected, 1, memory_order_relaxed) == 0)
 		log_err("querylog_kafka_rejected", "topic=%s error=\"%s\"", ks->topic,
 			rd_kafka_err2str(err));
+}
+
+/* Appends a frame (key length, key, JSON) to the spool; counts and returns false if lost. */
+static bool spool_frame(struct kafka_sink *ks, const void *key, size_t klen, const void *val,
+			size_t vlen)
+{
+	if (klen > UUID_TEXT || vlen > QLOG_JSON_MAX) {
+		/* not a message this sink produced: nothing sane to keep */
+		rejected(ks, RD_KAFKA_RESP_ERR_INVALID_MSG);
+		return false;
+	}
+	ks->frame[0] = (uint8_t)klen;
+	if (klen)
+		memcpy(ks->frame + 1, key, klen);
+	memcpy(ks->frame + 1 + klen, val, vlen);
+	int rc = spool_append(ks->spool, ks->frame, 1 + klen + vlen);
+	if (rc == 0) {
+		add(&ks->c.spooled, 1);
+		return true;
+	}
+	ks->lost++;
+	add(rc == -ENOSPC ? &ks->c.dropped_spool_full : &ks->c.dropped_spool_error, 1);
+	return false;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
