@@ -20,6 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[64], seg[96], next_seg[96], cursor[96];
 static uint8_t buf[SPOOL_RECORD_MAX];
 
+static void cleanup(void)
+{
+	unlink(seg);
+	unlink(next_seg);
+	unlink(cursor);
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	snprintf(dir, sizeof dir, "%s/aegis-fuzz-spool-XXXXXX",
@@ -31,6 +39,7 @@ static void setup(void)
 	snprintf(cursor, sizeof cursor, "%s/cursor", dir);
 	/* corrupt stretches are logged at warn level: keep the fuzzer's output quiet */
 	log_set_level(LOG_LEVEL_ERROR);
+	atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
