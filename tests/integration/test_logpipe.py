@@ -227,7 +227,16 @@ def db(tmp_path, fresh_db):
 
 
 def admin(query):
-    conn = psycopg2.connect(env("AEGIS_PG_ADMIN_DSN"))
+    admin_db(None, query)
+
+
+def admin_db(dbname, query):
+    """Runs query as the superuser, in dbname (default: the admin DSN's database)."""
+    dsn = env("AEGIS_PG_ADMIN_DSN")
+    if dbname:
+        dsn = " ".join(p for p in dsn.split() if not p.startswith("dbname=")) \
+            + f" dbname={dbname}"
+    conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(query)
@@ -437,16 +446,18 @@ def test_sigkill_mid_stream_then_restart_stores_every_record_once(tmp_path, db, 
     lp2.stop()
 
 
-def stop_postgres():
-    r = subprocess.run([str(ROOT / "scripts" / "devstack.sh"), "stop", "pg"],
-                       capture_output=True, text=True, timeout=60)
+def devstack(action, what):
+    r = subprocess.run([str(ROOT / "scripts" / "devstack.sh"), action, what],
+                       capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
+
+
+def stop_postgres():
+    devstack("stop", "pg")
 
 
 def start_postgres():
-    r = subprocess.run([str(ROOT / "scripts" / "devstack.sh"), "start", "pg"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    devstack("start", "pg")
 
 
 def test_postgres_outage_pauses_and_loses_nothing(tmp_path, restartable_db, topic, pipes):
@@ -506,3 +517,84 @@ def test_two_processes_share_the_partitions_without_duplicates(tmp_path, db, top
     assert rows == (40300, 40300)
     one.stop()
     two.stop()
+
+
+def test_kafka_outage_waits_and_resumes_without_loss(tmp_path, db, topic, pipes):
+    dsn, conn = db
+    first = bulk_records(2000)
+    produce(topic, first)
+    lp = Logpipe(tmp_path, dsn, topic, topic + "-g", batch_records=500).start()
+    pipes.append(lp)
+    wait_rows(conn, len(first))
+    devstack("stop", "kafka")
+    try:
+        wait_until(lambda: lp.metric("aegis_logpipe_kafka_up", 1) == 0, "kafka_up 0")
+        assert lp.proc.poll() is None, "logpipe must wait for Kafka, not exit"
+    finally:
+        devstack("start", "kafka")
+    after = bulk_records(3000)
+    produce(topic, after)
+    wait_rows(conn, len(first) + len(after), timeout=120)
+    wait_until(lambda: lp.metric("aegis_logpipe_kafka_up") == 1, "kafka_up 1")
+    exactly_once(conn, [r["event_id"] for r in first + after])
+    lp.stop()
+
+
+def test_a_record_for_a_day_without_partition_gets_one(tmp_path, db, topic, pipes):
+    dsn, conn = db
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    day = old.strftime("%Y%m%d")
+    assert not sql(conn, "SELECT 1 FROM pg_class WHERE relname = %s", f"query_log_{day}")
+    records = [record(old), record()]
+    produce(topic, records)
+    lp = Logpipe(tmp_path, dsn, topic, topic + "-g").start()
+    pipes.append(lp)
+    wait_rows(conn, 2)
+    assert sql(conn, "SELECT 1 FROM pg_class WHERE relname = %s", f"query_log_{day}")
+    exactly_once(conn, [r["event_id"] for r in records])
+    # The partition goes (as retention would drop it) and a late record of that day comes.
+    sql(conn, "SELECT query_log_drop_partitions_before(%s::date + 1)", old.date())
+    late = record(old + datetime.timedelta(seconds=1))
+    produce(topic, [late])
+    wait_rows(conn, 2)   # the first old row went with its partition
+    wait_until(lambda: sql(conn, "SELECT count(*) FROM query_log WHERE event_id = %s",
+                           late["event_id"])[0][0] == 1, "the late record")
+    assert lp.metric("aegis_logpipe_dead_lettered_total{reason=\"database\"}") == 0
+    lp.stop()
+
+
+def test_logpipe_runs_with_the_documented_least_privilege_role(tmp_path, db, topic, pipes):
+    """The GRANTs of docs/logpipe.md "Database role" are enough: store, roll up, skip a
+    re-delivery, create a partition, apply retention."""
+    dsn, conn = db
+    role = "lp_" + secrets.token_hex(4)
+    name = dict(p.split("=", 1) for p in dsn.split())["dbname"]
+    admin(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+    try:
+        grants = (ROOT / "docs" / "logpipe.md").read_text()
+        block = grants.split("## Database role", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+        statements = [s.strip() for s in re.sub(r"--[^\n]*", "", block).split(";") if s.strip()]
+        assert statements[0].startswith("CREATE ROLE aegis_logpipe")
+        for stmt in statements[1:]:
+            admin_db(name, stmt.replace("aegis_logpipe", role).replace(" aegis ", f" {name} "))
+        role_dsn = " ".join(p for p in dsn.split() if not p.startswith(("user=", "password="))) \
+            + f" user={role} password=pw"
+        old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=20)
+        records = bulk_records(300) + [record(old, action="block", rule=category_rule())]
+        produce(topic, records)
+        lp = Logpipe(tmp_path, role_dsn, topic, topic + "-g", name="role")
+        lp.conf.write_text(lp.conf.read_text()
+                           + "maintenance: { retention_hour = 0; };\n")
+        lp.start()
+        pipes.append(lp)
+        wait_rows(conn, len(records))
+        wait_until(lambda: lp.metric("aegis_logpipe_retention_runs_total") == 1, "retention")
+        produce(topic, records[:50])
+        wait_until(lambda: lp.metric("aegis_logpipe_duplicates_skipped_total") == 50,
+                   "the re-delivery skipped")
+        exactly_once(conn, [r["event_id"] for r in records])
+        assert lp.metric("aegis_logpipe_db_failures_total") == 0
+        lp.stop()
+    finally:
+        admin_db(name, f"DROP OWNED BY {role}")
+        admin(f"DROP ROLE {role}")
