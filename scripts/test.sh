@@ -51,6 +51,9 @@ layer "integration tests (black-box)" /usr/bin/python3 -m pytest -q -p no:cachep
   tests/integration
 layer "end-to-end (the platform: tests/e2e)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   tests/e2e
+# Lint, syntax, two converges of ansible/site.yml onto this machine (a throwaway root), and
+# the deployed daemons answering (tests/ansible/run.sh).
+layer "ansible" tests/ansible/run.sh
 layer "unit tests under ASan+UBSan" make --no-print-directory -j"$(nproc)" asan
 export AEGIS_FUZZ_SEED=${AEGIS_FUZZ_SEED:-1}
 layer "fuzzers (libFuzzer, ASan+UBSan)" make --no-print-directory -j"$(nproc)" fuzz \
