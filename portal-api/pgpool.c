@@ -128,7 +128,8 @@ static PGconn *connect_one(const char *dsn)
 	if (!c)
 		return NULL;
 	if (pg_command(c, "SELECT set_config('TimeZone', 'UTC', false),"
-			  " set_config('statement_timeout', '30s', false)") < 0) {
+			  " set_config('statement_timeout', '30s', false),"
+			  " set_config('application_name', 'aegis-portal-api', false)") < 0) {
 		PQfinish(c);
 		return NULL;
 	}

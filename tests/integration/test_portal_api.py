@@ -137,6 +137,27 @@ def test_database_unreachable_answers_503_json(w, tmp_path):
         assert p.stop() == 0
 
 
+def test_lost_database_connections_answer_503_then_recover(w):
+    assert w.anon.get("/v1/health").status == 200
+    su = superuser_conn(w.dbname)
+    try:
+        with su.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = %s AND application_name = 'aegis-portal-api'",
+                        (w.dbname,))
+            assert cur.fetchone()[0] >= 1
+    finally:
+        su.close()
+    statuses = []
+    for _ in range(12):
+        a = w.admin.get("/v1/tenants?limit=1")
+        statuses.append(a.status)
+        if a.status == 503:
+            assert a.error["code"] == "database_unavailable"
+    assert set(statuses) <= {200, 503} and statuses[-1] == 200, statuses
+    assert statuses.count(503) <= 4, "each dead pooled connection fails once, then is replaced"
+
+
 def test_plain_http_off_loopback_needs_explicit_permission(w, tmp_path):
     port = free_port()
     conf = portal_config(tmp_path, w.dsn, port).read_text().replace(
