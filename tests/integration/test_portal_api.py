@@ -154,6 +154,7 @@ def test_lost_database_connections_answer_503_then_recover(w):
         statuses.append(a.status)
         if a.status == 503:
             assert a.error["code"] == "database_unavailable"
+    assert statuses[0] == 503, "the first request meets a dead connection and says so"
     assert set(statuses) <= {200, 503} and statuses[-1] == 200, statuses
     assert statuses.count(503) <= 4, "each dead pooled connection fails once, then is replaced"
 
