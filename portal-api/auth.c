@@ -13,7 +13,7 @@
 #include "portal.h"
 #include "token.h"
 
-unsigned auth_role_bit(const char *name)
+static unsigned role_bit(const char *name)
 {
 	static const char *const names[] = { "ministry_admin", "tenant_admin", "soc_analyst",
 					     "auditor" };
@@ -25,7 +25,7 @@ unsigned auth_role_bit(const char *name)
 
 static void grant(struct principal *w, const char *role, bool global)
 {
-	unsigned bit = auth_role_bit(role);
+	unsigned bit = role_bit(role);
 	w->roles |= bit;
 	for (unsigned i = 0; i < 4; i++)
 		if (bit == 1u << i && global)

@@ -15,7 +15,4 @@ struct req;
 int auth_authenticate(struct req *r, const char *authorization)
 	__attribute__((warn_unused_result));
 
-/* Bit of the role named name (enum role_bit), or 0 for an unknown name. */
-unsigned auth_role_bit(const char *name);
-
 #endif

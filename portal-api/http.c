@@ -608,7 +608,8 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-int portal_check_listen(const struct portal_config *cfg, char *err, size_t errlen)
+/* Checks the listen address and TLS files without binding: 0, or -1 with the reason in err. */
+static int check_listen(const struct portal_config *cfg, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -660,7 +661,7 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 	socklen_t len;
 
 	p->cfg = cfg;
-	if (portal_check_listen(cfg, err, sizeof err) < 0) {
+	if (check_listen(cfg, err, sizeof err) < 0) {
 		log_err("listen_refused", "reason=\"%s\"", err);
 		return -EINVAL;
 	}

@@ -53,10 +53,6 @@ struct portal {
 	struct portal_metrics metrics;
 };
 
-/* Checks the listen address and TLS files without binding: 0, or -1 with the reason in err. */
-int portal_check_listen(const struct portal_config *cfg, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
 int portal_start(struct portal *p, const struct portal_config *cfg)
 	__attribute__((warn_unused_result));
 void portal_stop(struct portal *p);
