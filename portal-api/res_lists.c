@@ -188,6 +188,15 @@ static PGresult *begin_list_change(struct req *r)
 	return l;
 }
 
+/* Entries live in their own table: touch the list so its revision (the ETag that If-Match
+ * is checked against) moves with them. */
+static int touch_list(struct req *r)
+{
+	if (pg_command(r->pg, "UPDATE lists SET updated_at = now() WHERE id = $1", r->params[0]) < 0)
+		return req_db_failed(r);
+	return 0;
+}
+
 static const char *list_tenant(PGresult *l)
 {
 	return PQgetisnull(l, 0, 2) ? NULL : PQgetvalue(l, 0, 2);
@@ -311,7 +320,8 @@ int h_entries_add(struct req *r)
 	if (PQntuples(res) == 0)
 		return req_error(r, 409, "conflict", "domain", "the name is already on the list");
 	snprintf(target, sizeof target, "%s/%s", r->params[0], domain);
-	if (audit_write(r, ROLES_ADMIN, "list_entry.create", list_tenant(l), "list_entry", target,
+	if (touch_list(r) < 0 ||
+	    audit_write(r, ROLES_ADMIN, "list_entry.create", list_tenant(l), "list_entry", target,
 			NULL, PQgetvalue(res, 0, 0), NULL) < 0 || req_commit(r) < 0)
 		return -1;
 	return req_reply_json_text(r, 201, PQgetvalue(res, 0, 0));
@@ -333,7 +343,8 @@ int h_entry_delete(struct req *r)
 	if (PQntuples(res) == 0)
 		return req_error(r, 404, "not_found", NULL, "no such entry");
 	snprintf(target, sizeof target, "%s/%s", r->params[0], domain);
-	if (audit_write(r, ROLES_ADMIN, "list_entry.delete", list_tenant(l), "list_entry", target,
+	if (touch_list(r) < 0 ||
+	    audit_write(r, ROLES_ADMIN, "list_entry.delete", list_tenant(l), "list_entry", target,
 			PQgetvalue(res, 0, 0), NULL, NULL) < 0 || req_commit(r) < 0)
 		return -1;
 	r->status = 204;
@@ -421,8 +432,9 @@ int h_entries_import(struct req *r)
 		 csv ? "csv" : "plain", merge ? "merge" : "replace", parsed, added, updated, nremoved,
 		 PQgetvalue(total, 0, 0));
 	if ((added || updated || nremoved) &&
-	    audit_write(r, ROLES_ADMIN, "list.import", list_tenant(l), "list", r->params[0], NULL,
-			NULL, details) < 0)
+	    (touch_list(r) < 0 ||
+	     audit_write(r, ROLES_ADMIN, "list.import", list_tenant(l), "list", r->params[0], NULL,
+			NULL, details) < 0))
 		return -1;
 	if (req_commit(r) < 0)
 		return -1;

@@ -762,7 +762,13 @@ def test_lists_entries_import_and_export(w):
     assert r.status == 422 and r.error["field"] == "line 1"
     plain_out = w.school_admin.get(f"/v1/lists/{lid}/export?format=plain")
     assert plain_out.raw.decode().split() == ["ads.example", "evil.example", "new.example"]
-    assert w.school_admin.delete(f"/v1/lists/{lid}/entries/NEW.example").status == 204
+    before = w.school_admin.get(f"/v1/lists/{lid}").headers["ETag"]
+    assert w.school_admin.delete(f"/v1/lists/{lid}/entries/NEW.example",
+                                 headers={"If-Match": before}).status == 204
+    assert w.school_admin.post(f"/v1/lists/{lid}/entries", {"domain": "late.example"},
+                               headers={"If-Match": before}).status == 412, \
+        "an entry change moves the list's revision"
+    assert w.school_admin.get(f"/v1/lists/{lid}").headers["ETag"] != before
     assert w.school_admin.delete(f"/v1/lists/{lid}/entries/new.example").status == 404
     assert sql(w, "SELECT count(*) FROM list_entries WHERE list_id = %s", lid)[0][0] == 2
 
