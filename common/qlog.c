@@ -220,21 +220,25 @@ static inline char *put_hex(char *p, const uint8_t *b, size_t n)
 	return p;
 }
 
-/* "8-4-4-4-12" with the quotes; the dashes land at fixed offsets. */
+void qlog_format_uuid(char out[QLOG_UUID_TEXT], const uint8_t u[16])
+{
+	put_hex(out, u, 4);
+	out[8] = '-';
+	put_hex(out + 9, u + 4, 2);
+	out[13] = '-';
+	put_hex(out + 14, u + 6, 2);
+	out[18] = '-';
+	put_hex(out + 19, u + 8, 2);
+	out[23] = '-';
+	put_hex(out + 24, u + 10, 6);
+}
+
 static char *put_uuid(char *p, const uint8_t u[16])
 {
 	p[0] = '"';
-	put_hex(p + 1, u, 4);
-	p[9] = '-';
-	put_hex(p + 10, u + 4, 2);
-	p[14] = '-';
-	put_hex(p + 15, u + 6, 2);
-	p[19] = '-';
-	put_hex(p + 20, u + 8, 2);
-	p[24] = '-';
-	put_hex(p + 25, u + 10, 6);
-	p[37] = '"';
-	return p + 38;
+	qlog_format_uuid(p + 1, u);
+	p[1 + QLOG_UUID_TEXT] = '"';
+	return p + QLOG_UUID_TEXT + 2;
 }
 
 static char *put_uuid_or_null(char *p, bool has, const uint8_t u[16])

@@ -20,6 +20,7 @@ struct sockaddr;
 #define QLOG_CATEGORY_MAX  63    /* categories.name */
 #define QLOG_PSEUDONYM_MAX 32    /* bytes: an HMAC-SHA256, possibly truncated */
 #define QLOG_JSON_MAX      8192  /* no record encodes longer (NUL included) */
+#define QLOG_UUID_TEXT     36    /* "8-4-4-4-12" lowercase hex, as the record writes ids */
 
 enum qlog_transport {
 	QLOG_TRANSPORT_UDP, QLOG_TRANSPORT_TCP, QLOG_TRANSPORT_DOT, QLOG_TRANSPORT_DOH,
@@ -98,6 +99,9 @@ int qlog_encode_json(const struct qlog_record *r, char *buf, size_t cap)
  * ignored; a missing field, a wrong type or another version is refused. */
 int qlog_decode_json(const char *json, size_t len, struct qlog_record *out, char *err,
 		     size_t errlen) __attribute__((warn_unused_result));
+
+/* Writes u as the record writes ids: QLOG_UUID_TEXT characters, no quotes, no NUL. */
+void qlog_format_uuid(char out[QLOG_UUID_TEXT], const uint8_t u[16]);
 
 /* Writes a UUIDv7 for now_ms (ms since the epoch): unique and ordered by millisecond. Random
  * bits come from a per-thread buffer that getrandom() refills. */

@@ -72,15 +72,9 @@ static void put_hex(struct out *o, const uint8_t *b, size_t n)
 
 static void put_uuid(struct out *o, const uint8_t u[16])
 {
-	put_hex(o, u, 4);
-	put_char(o, '-');
-	put_hex(o, u + 4, 2);
-	put_char(o, '-');
-	put_hex(o, u + 6, 2);
-	put_char(o, '-');
-	put_hex(o, u + 8, 2);
-	put_char(o, '-');
-	put_hex(o, u + 10, 6);
+	char text[QLOG_UUID_TEXT];
+	qlog_format_uuid(text, u);
+	put_mem(o, text, sizeof text);
 }
 
 /* A byte as COPY text needs it: backslash and the row/field separators escaped. */

@@ -40,8 +40,7 @@
 #define RETRY_MS         1000
 #define CLOSE_WAIT_MS    3000
 #define LOG_EVERY_S      10
-#define UUID_TEXT        36
-#define FRAME_MAX        (1 + UUID_TEXT + QLOG_JSON_MAX)
+#define FRAME_MAX        (1 + QLOG_UUID_TEXT + QLOG_JSON_MAX)
 
 enum slot_state { SLOT_INFLIGHT, SLOT_DONE, SLOT_FAILED };
 
@@ -100,17 +99,6 @@ static long ms_since(const struct timespec *t)
 	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-static void put_uuid(char *out, const uint8_t u[16])
-{
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*out++ = '-';
-		*out++ = hex[u[i] >> 4];
-		*out++ = hex[u[i] & 15];
-	}
-}
-
 static void start_spooling(struct kafka_sink *ks, const char *why)
 {
 	if (ks->spooling)
@@ -138,7 +126,7 @@ static void rejected(struct kafka_sink *ks, rd_kafka_resp_err_t err)
 static bool spool_frame(struct kafka_sink *ks, const void *key, size_t klen, const void *val,
 			size_t vlen)
 {
-	if (klen > UUID_TEXT || vlen > QLOG_JSON_MAX) {
+	if (klen > QLOG_UUID_TEXT || vlen > QLOG_JSON_MAX) {
 		/* not a message this sink produced: nothing sane to keep */
 		rejected(ks, RD_KAFKA_RESP_ERR_INVALID_MSG);
 		return false;
@@ -260,7 +248,7 @@ static int spool_losses(struct kafka_sink *ks)
 static int write_batch(void *ctx, const struct qlog_record *recs, size_t n)
 {
 	struct kafka_sink *ks = ctx;
-	char json[QLOG_JSON_MAX], key[UUID_TEXT];
+	char json[QLOG_JSON_MAX], key[QLOG_UUID_TEXT];
 
 	ks->lost = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -274,9 +262,9 @@ static int write_batch(void *ctx, const struct qlog_record *recs, size_t n)
 			ks->lost++;
 			continue;
 		}
-		size_t klen = r->has_tenant ? UUID_TEXT : 0;
+		size_t klen = r->has_tenant ? QLOG_UUID_TEXT : 0;
 		if (klen)
-			put_uuid(key, r->tenant_id);
+			qlog_format_uuid(key, r->tenant_id);
 		if (!ks->spooling) {
 			rd_kafka_resp_err_t err = produce(ks, key, klen, json, (size_t)len, 0);
 			if (!err)
