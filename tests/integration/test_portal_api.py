@@ -467,6 +467,15 @@ MATRIX = [
     ("POST", "/v1/lists/{l}/entries", "entry",
      {k: {"ministry": 201, "admin": 404 if k == "other" else 201, "soc": 403, "auditor": 403,
           "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("PATCH", "/v1/lists/{l}", {"description": "matrix"},
+     {k: {"ministry": 200, "admin": 404 if k == "other" else 200, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("DELETE", "/v1/networks/{fresh_n}", None,
+     {k: {"ministry": 204, "admin": 404 if k == "other" else 204, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
+    ("DELETE", "/v1/lists/{fresh_l}", None,
+     {k: {"ministry": 204, "admin": 404 if k == "other" else 204, "soc": 403, "auditor": 403,
+          "school_auditor": 403} for k in ("own", "child", "other")}),
     ("DELETE", "/v1/tenants/{t}", None,
      {k: {"ministry": None, "admin": 403, "soc": 403, "auditor": 403, "school_auditor": 403}
       for k in ("own", "child", "other")}),
@@ -516,7 +525,16 @@ def test_authorisation_matrix(w):
                     b = {"kind": "deny", "name": f"matrix {who} {where}"}
                 elif body == "entry":
                     b = {"domain": f"{who}.{where}.matrix.example"}
-                path = template.format(t=tenant, n=nets[where], l=lists[where])
+                fresh_n = fresh_l = None
+                if "{fresh_n}" in template:   # a destructive call gets its own object
+                    third = {"own": "1.21", "child": "1.22", "other": "2.21"}[where]
+                    fresh_n = w.admin.post(f"/v1/tenants/{tenant}/networks", {
+                        "cidr": f"10.{third}{list(callers).index(who)}.0/24"}).json["id"]
+                if "{fresh_l}" in template:
+                    fresh_l = w.admin.post(f"/v1/tenants/{tenant}/lists", {
+                        "kind": "allow", "name": f"fresh {who} {where}"}).json["id"]
+                path = template.format(t=tenant, n=nets[where], l=lists[where],
+                                       fresh_n=fresh_n, fresh_l=fresh_l)
                 a = callers[who].call(method, path, body=b)
                 n += 1
                 if a.status != want:
