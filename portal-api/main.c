@@ -69,6 +69,18 @@ static const struct config_field portal_api_fields[] = {
 
 static const char *const standalone[] = { "hash-password", "routes", NULL };
 
+/* SIGHUP: the log settings apply at once (daemon.c); everything else the running service
+ * copied at start, so the new values wait for a restart. The service keeps no pointer into
+ * the settings being replaced. */
+static int reload(struct daemon *d, const void *old_settings, const void *new_settings)
+{
+	(void)d;
+	(void)old_settings;
+	(void)new_settings;
+	log_warn("reload_partial", "applied=log rest=\"needs a restart\"");
+	return 0;
+}
+
 static const struct daemon_spec portal_api_spec = {
 	.name = "aegis-portal-api",
 	.default_config = "/etc/aegis/portal-api.conf",
@@ -84,6 +96,7 @@ static const struct daemon_spec portal_api_spec = {
 	.nfields = sizeof portal_api_fields / sizeof portal_api_fields[0],
 	.settings_size = sizeof(struct portal_api_settings),
 	.log_offset = offsetof(struct portal_api_settings, log),
+	.reload = reload,
 };
 
 /* The TOTP sealing key: a file holding 64 hex digits (openssl rand -hex 32). */

@@ -5,6 +5,7 @@ import json
 import os
 import random
 import select
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -121,6 +122,15 @@ def test_http_refusals_are_json_errors(w):
     assert a.status == 413 and a.error["code"] == "body_too_large"
     a = w.admin.get("/v1/tenants?limit=0")
     assert a.status == 400 and a.error["field"] == "limit"
+
+
+def test_sighup_keeps_serving(w):
+    w.portal.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload_partial" not in open(str(w.conf) + ".log").read():
+        assert time.monotonic() < deadline, "no reload logged"
+        time.sleep(0.05)
+    assert w.admin.get("/v1/me").status == 200
 
 
 def test_database_unreachable_answers_503_json(w, tmp_path):
