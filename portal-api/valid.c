@@ -316,7 +316,8 @@ int valid_address(struct req *r, json_t *obj, const char *key, const char *path,
 	}
 	if (!json_is_string(v) ||
 	    inet_pton(family == 6 ? AF_INET6 : AF_INET, json_string_value(v), bin) != 1)
-		return bad(r, path, key, family == 6 ? "must be an IPv6 address or null" : "must be an IPv4 address or null");
+		return bad(r, path, key, family == 6 ? "must be an IPv6 address or null"
+						      : "must be an IPv4 address or null");
 	*out = json_string_value(v);
 	return 1;
 }
