@@ -50,6 +50,8 @@ def world(platform, ministry_admin):
         cur.execute("INSERT INTO feeds (name, category, format, source) VALUES"
                     " ('malware-e2e', 'malware', 'rpz', %s)", (str(feed_file),))
     platform.tenantd("feed-refresh", "malware-e2e")
+    until(blocked_everywhere(platform, "evil-e2e.wild.test", HOSPITAL_CLIENT, 15),
+          ENFORCED_WITHIN_S, what="the malware feed on both nodes")
     return {"api": api, "ministry": ministry, "hospital": hospital, "feed_file": feed_file}
 
 
@@ -126,3 +128,48 @@ def test_malware_hit_reaches_the_query_log_with_client_time_and_node(platform, w
     client, node, action, category, ts = rows[0]
     assert client == HOSPITAL_CLIENT and node == "res2"
     assert action == "block" and category == "malware" and ts is not None
+
+
+def test_soc_analyst_finds_the_client_of_a_malware_hit_and_the_search_is_audited(platform,
+                                                                                  world):
+    api = world["api"]
+    key = api.post("/v1/api-keys", {"name": "soc on duty", "role": "soc_analyst",
+                                     "tenant_id": world["ministry"]["id"]}, expect=201)
+    soc = Api(platform.env["AEGIS_API_URL"], key["key"])
+    name = "laptop-7.evil-e2e.wild.test"
+    answer = ask(platform.nodes()[0], name, HOSPITAL_CLIENT)
+    assert answer.rcode() == dns.rcode.NXDOMAIN
+
+    def found():
+        page = soc.get("/v1/querylog?name=evil-e2e.wild.test&subdomains=true")
+        return [r for r in page["items"] if r["qname"] == name]
+    (hit,), _ = until(found, LOGGED_WITHIN_S, interval=0.25, what="the SOC search finding it")
+    assert hit["client_ip"] == HOSPITAL_CLIENT and hit["node"] == "res1" and hit["ts"]
+    assert hit["action"] == "block" and hit["category"] == "malware"
+    assert hit["tenant_id"] == world["hospital"]["id"]
+
+    searches = api.get(f"/v1/audit?action=querylog.search&actor_id={key['id']}")["items"]
+    assert searches and all(e["actor_type"] == "api_key" for e in searches)
+
+
+def test_the_weekly_report_counts_blocks_by_category(platform, world):
+    api = world["api"]
+    hospital = world["hospital"]["id"]
+
+    def malware_blocks():
+        series = api.get(f"/v1/reports/timeseries?tenant_id={hospital}")["items"]
+        return sum(p["count"] for p in series
+                   if p["category"] == "malware" and p["action"] == "block")
+
+    before = malware_blocks()
+    names = [f"r{i}.report-e2e.evil-e2e.wild.test" for i in range(3)]
+    for i, name in enumerate(names):
+        assert ask(platform.nodes()[i % 2], name, HOSPITAL_CLIENT).rcode() == dns.rcode.NXDOMAIN
+
+    def reported():
+        top = api.get(f"/v1/reports/top-blocked?tenant_id={hospital}&limit=1000")["items"]
+        mine = {t["qname"]: t for t in top if t["qname"] in names}
+        return len(mine) == 3 and mine
+    top, _ = until(reported, LOGGED_WITHIN_S, interval=0.25, what="the blocks in the report")
+    assert all(t["count"] == 1 and t["category"] == "malware" for t in top.values()), top
+    assert malware_blocks() == before + 3
