@@ -80,7 +80,7 @@ SQL
   {
     echo "ministry_admin  $ADMIN_KEY"
     echo "tenant_admin    $(key 'Northside IT' tenant_admin "$school")   (Northside Primary School)"
-    echo "soc_analyst     $(key 'SOC on duty' soc_analyst)"
+    echo "soc_analyst     $(key 'SOC on duty' soc_analyst "$ministry")   (the ministry and every institution below it)"
     echo "auditor         $(key 'Court of Audit' auditor)"
   } > "$AEGIS_PLATFORM_DIR/keys.txt"
   echo "$school" > "$AEGIS_PLATFORM_DIR/school.id"
@@ -115,11 +115,13 @@ $AEGIS_PLATFORM_DIR/keys.txt). Try:
   # the office monitors social media: answered, and logged as a match
   dig @$res1 -p $res1_port -b 127.3.0.7 social-demo.wild.test +short
 
-  # the SOC's view: which client asked for the malware name, when, through which node
+  # a machine in the school hits a malware name; the SOC finds which one, when, through which node
   dig @$res1 -p $res1_port -b 127.1.0.77 malware-demo.wild.test +nocookie
-  psql '$AEGIS_PLATFORM_DSN' -c "SELECT ts, host(client_ip), node, action, category FROM query_log WHERE dns_name_in_subtree(qname, 'malware-demo.wild.test') ORDER BY ts"
-  # the school's policy and the audit trail, through the API
+  curl -s -H "Authorization: Bearer \$(awk '/^soc_analyst/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/querylog?name=malware-demo.wild.test&subdomains=true"
+  # the school's report: its most blocked names this week, and its policy
+  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/reports/top-blocked?tenant_id=$school"
   curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" $AEGIS_API_URL/v1/tenants/$school/policy
+  # the audit trail, as the auditor sees it (the SOC's search is in it)
   curl -s -H "Authorization: Bearer \$(awk '/^auditor/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/audit?limit=5"
 
 Ctrl-C here, or make demo-down in another shell, stops everything.
