@@ -77,12 +77,18 @@ static int by_session(struct req *r, const char *token)
 	PGconn *db = req_db(r);
 	if (!db)
 		return -1;
+	/* The session's last use is recorded at most once a minute, in the same statement. */
 	auto_pqclear PGresult *res = db_query(db,
-		"SELECT s.id, u.id, u.email, g.role, g.tenant_id IS NULL"
-		"  FROM sessions s JOIN users u ON u.id = s.user_id"
-		"  LEFT JOIN role_grants g ON g.user_id = u.id"
-		" WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
-		"   AND NOT u.disabled", hash);
+		"WITH s AS (SELECT s.id, s.user_id, s.last_used_at FROM sessions s"
+		"            JOIN users u ON u.id = s.user_id"
+		"           WHERE s.token_hash = $1 AND s.revoked_at IS NULL"
+		"             AND s.expires_at > now() AND NOT u.disabled),"
+		"     touch AS (UPDATE sessions t SET last_used_at = now() FROM s"
+		"                WHERE t.id = s.id AND (s.last_used_at IS NULL"
+		"                      OR s.last_used_at < now() - interval '1 minute'))"
+		" SELECT s.id, u.id, u.email, g.role, g.tenant_id IS NULL"
+		"   FROM s JOIN users u ON u.id = s.user_id"
+		"   LEFT JOIN role_grants g ON g.user_id = u.id", hash);
 	if (!res)
 		return req_db_failed(r);
 	if (PQntuples(res) == 0)

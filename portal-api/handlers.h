@@ -17,6 +17,8 @@ int h_openapi(struct req *r);
 int h_login(struct req *r);
 int h_logout(struct req *r);
 int h_me(struct req *r);
+int h_sessions_list(struct req *r);
+int h_session_revoke(struct req *r);
 int h_totp_enrol(struct req *r);
 int h_totp_confirm(struct req *r);
 int h_api_keys_list(struct req *r);

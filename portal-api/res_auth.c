@@ -251,6 +251,48 @@ int h_me(struct req *r)
 	return req_reply_json_text(r, 200, PQgetvalue(res, 0, 0));
 }
 
+/* ---- a user's own sessions ---- */
+
+int h_sessions_list(struct req *r)
+{
+	if (strcmp(r->who.type, "user") != 0)
+		return req_error(r, 409, "not_a_session", "Authorization",
+				 "sessions belong to users; API keys have none");
+	if (!req_db(r))
+		return -1;
+	auto_pqclear PGresult *res = pg_query(r->pg,
+		"SELECT json_build_object('id', id, 'created_at', created_at,"
+		"  'expires_at', expires_at, 'last_used_at', last_used_at,"
+		"  'client_ip', host(client_ip), 'user_agent', user_agent,"
+		"  'current', id = $2::uuid)::text"
+		"  FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()"
+		" ORDER BY created_at DESC", r->who.id, r->who.session_id);
+	if (!res)
+		return req_db_failed(r);
+	return req_reply_items(r, res, 0, -1, 0);
+}
+
+int h_session_revoke(struct req *r)
+{
+	if (strcmp(r->who.type, "user") != 0)
+		return req_error(r, 409, "not_a_session", "Authorization",
+				 "sessions belong to users; API keys have none");
+	if (req_begin(r) < 0)
+		return -1;
+	auto_pqclear PGresult *res = pg_query(r->pg,
+		"UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2"
+		" AND revoked_at IS NULL RETURNING id", r->params[0], r->who.id);
+	if (!res)
+		return req_db_failed(r);
+	if (PQntuples(res) == 0)
+		return req_error(r, 404, "not_found", NULL, "no such session");
+	if (audit_write(r, ROLES_ANY, "auth.session_revoke", NULL, "session", r->params[0], NULL,
+			NULL, NULL) < 0 || req_commit(r) < 0)
+		return -1;
+	r->status = 204;
+	return 0;
+}
+
 /* ---- TOTP enrolment (users only) ---- */
 
 int h_totp_enrol(struct req *r)

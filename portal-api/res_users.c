@@ -10,6 +10,7 @@
  *     or changing its password ends all its sessions.
  *  4. The password hash never leaves the database; the audit trail records that a password
  *     changed, not what it is.
+ *  5. An administrator can reset a lost second factor (reset_totp); the user enrols again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,9 +224,9 @@ int h_users_create(struct req *r)
 int h_user_patch(struct req *r)
 {
 	static const char *const allowed[] = { "display_name", "password", "disabled", "unlock",
-					       "grants", NULL };
+					       "reset_totp", "grants", NULL };
 	const char *name = NULL;
-	bool disabled = false, unlock = false, has_password;
+	bool disabled = false, unlock = false, reset_totp = false, has_password;
 	int has_disabled, has_unlock;
 	char hash[PASSWORD_HASH_MAX];
 	json_t *b = r->body, *grants = json_object_get(b, "grants");
@@ -237,6 +238,7 @@ int h_user_patch(struct req *r)
 	    valid_string(r, b, "display_name", "", false, 0, 200, &name) < 0 ||
 	    (has_disabled = valid_bool(r, b, "disabled", "", false, &disabled)) < 0 ||
 	    (has_unlock = valid_bool(r, b, "unlock", "", false, &unlock)) < 0 ||
+	    valid_bool(r, b, "reset_totp", "", false, &reset_totp) < 0 ||
 	    check_password(r, b, hash, &has_password) < 0)
 		return -1;
 	if (id && strcmp(id, r->who.id) == 0 && has_disabled && disabled)
@@ -267,10 +269,14 @@ int h_user_patch(struct req *r)
 		       "  password_changed_at = CASE WHEN $4::text IS NULL THEN password_changed_at"
 		       "                             ELSE now() END,"
 		       "  failed_logins = CASE WHEN $5::bool THEN 0 ELSE failed_logins END,"
-		       "  locked_until = CASE WHEN $5::bool THEN NULL ELSE locked_until END"
+		       "  locked_until = CASE WHEN $5::bool THEN NULL ELSE locked_until END,"
+		       "  totp_secret_enc = CASE WHEN $6::bool THEN NULL ELSE totp_secret_enc END,"
+		       "  totp_enabled_at = CASE WHEN $6::bool THEN NULL ELSE totp_enabled_at END,"
+		       "  totp_last_step = CASE WHEN $6::bool THEN NULL ELSE totp_last_step END"
 		       " WHERE id = $1",
 		       id, name, has_disabled ? (disabled ? "true" : "false") : NULL,
-		       has_password ? hash : NULL, has_unlock && unlock ? "true" : "false") < 0)
+		       has_password ? hash : NULL, has_unlock && unlock ? "true" : "false",
+		       reset_totp ? "true" : "false") < 0)
 		return req_db_failed(r);
 	/* Grants live in their own table: touch the user so its revision (the ETag) moves. */
 	if (grants && pg_command(r->pg, "UPDATE users SET updated_at = now() WHERE id = $1", id) < 0)

@@ -16,6 +16,8 @@ const struct route portal_routes[] = {
 	{ "POST", "/v1/auth/login", h_login, ROUTE_PUBLIC | ROUTE_JSON },
 	{ "POST", "/v1/auth/logout", h_logout, 0 },
 	{ "GET", "/v1/me", h_me, 0 },
+	{ "GET", "/v1/me/sessions", h_sessions_list, 0 },
+	{ "DELETE", "/v1/me/sessions/{session_id}", h_session_revoke, 0 },
 	{ "POST", "/v1/me/totp", h_totp_enrol, 0 },
 	{ "POST", "/v1/me/totp/confirm", h_totp_confirm, ROUTE_JSON },
 	{ "GET", "/v1/api-keys", h_api_keys_list, 0 },

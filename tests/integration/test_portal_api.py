@@ -340,6 +340,28 @@ def test_totp_enrolment_and_second_factor(w):
     assert a.status == 401 and a.error["field"] == "totp_code", "a code is used once"
     assert w.anon.post("/v1/auth/login", dict(login, totp_code="12345x")).status == 422
 
+    # A lost second factor: an administrator resets it, the password alone works again.
+    uid = s.get("/v1/me").json["id"]
+    assert w.admin.patch(f"/v1/users/{uid}", {"reset_totp": True}).json["totp_enabled"] is False
+    assert w.anon.post("/v1/auth/login", login).status == 200
+
+
+def test_users_see_and_end_their_own_sessions(w):
+    make_user(w, "nurse@hospital.example", "the nurse's password", "soc_analyst", w.hospital)
+    login = {"email": "nurse@hospital.example", "password": "the nurse's password"}
+    one = Client(w.port, w.anon.post("/v1/auth/login", login).json["token"])
+    two = w.anon.post("/v1/auth/login", login).json
+    listed = one.get("/v1/me/sessions").json["items"]
+    assert len(listed) == 2 and sum(x["current"] for x in listed) == 1
+    assert all(x["client_ip"] == "127.0.0.1" for x in listed)
+    assert w.school_soc.get("/v1/me/sessions").status == 409, "an API key has no sessions"
+    other_user = make_user(w, "other@hospital.example", "another long password", "auditor")
+    assert other_user
+    assert one.delete(f"/v1/me/sessions/{two['session_id']}").status == 204
+    assert unauthenticated(Client(w.port, two["token"]).get("/v1/me"))
+    assert one.delete(f"/v1/me/sessions/{two['session_id']}").status == 404
+    assert len(one.get("/v1/me/sessions").json["items"]) == 1
+
 
 def test_api_key_issuing_cannot_escalate(w):
     a = w.school_admin.post("/v1/api-keys", {"name": "x", "role": "ministry_admin"})
@@ -1026,7 +1048,7 @@ def test_routes_and_document_agree(w):
     assert served == documented
     for method, path in documented:
         concrete = path.replace("{domain}", "x.example")
-        for name in ("tenant_id", "network_id", "list_id", "key_id", "user_id"):
+        for name in ("tenant_id", "network_id", "list_id", "key_id", "user_id", "session_id"):
             concrete = concrete.replace("{" + name + "}", "00000000-0000-4000-8000-000000000000")
         a = w.admin.call(method, concrete, body={} if method in ("POST", "PATCH") else None,
                          raw=b"x" if method == "PUT" else None,
