@@ -57,6 +57,9 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# The OpenAPI document is assembled into the portal API with .incbin, which -MMD cannot see.
+$(BUILD)/obj/portal-api/openapi.o $(BUILD)/fuzz/obj/portal-api/openapi.o: portal-api/openapi.json
+
 define component_rules
 $(call lib_of,$(1)): $(call objs_of,$(1))
 	@mkdir -p $$(dir $$@)
