@@ -15,7 +15,7 @@ COMPONENTS := resolver tenantd portal-api logpipe
 DAEMONS    := $(addprefix $(BUILD)/bin/aegis-,$(COMPONENTS))
 
 PKGS     := libevent libevent_pthreads openssl libpq rdkafka libmicrohttpd jansson libconfig \
-            libsystemd zlib ldns libxxhash libcurl
+            libsystemd zlib ldns libxxhash libcurl libzstd
 # Recursive (=) so pkg-config runs only when a rule needs it, after set-up has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread

@@ -494,8 +494,20 @@ int snapshot_builder_add_network(struct snapshot_builder *b, uint32_t tenant_ind
 int snapshot_builder_add_name(struct snapshot_builder *b, const char *name, enum snapshot_list list,
 			      uint32_t arg)
 {
+	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+	size_t len;
+	if (snapshot_parse_name(name, wire, &len) < 0)
+		return -EINVAL;
+	return snapshot_builder_add_wire(b, wire, len, list, arg);
+}
+
+int snapshot_builder_add_wire(struct snapshot_builder *b, const uint8_t *wire, size_t len,
+			      enum snapshot_list list, uint32_t arg)
+{
 	uint32_t mask;
 	uint32_t kind = 0;
+	if (len == 0 || len > SNAPSHOT_MAX_NAME_WIRE)
+		return -EINVAL;
 	switch (list) {
 	case SNAPSHOT_NATIONAL_BLOCK:
 		mask = NAME_NATIONAL_BLOCK;
@@ -519,10 +531,6 @@ int snapshot_builder_add_name(struct snapshot_builder *b, const char *name, enum
 		return -ERANGE;
 	}
 
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t len;
-	if (snapshot_parse_name(name, wire, &len) < 0)
-		return -EINVAL;
 	uint64_t k0, k1;
 	name_key(wire, len, b->seed, &k0, &k1);
 

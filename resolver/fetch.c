@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "log.h"
 
@@ -87,6 +88,26 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 	return 0;
 }
 
+/* tenantd's frames carry their content size: one allocation, one pass. */
+static int unzstd(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(in, len);
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    size > MAX_SNAPSHOT)
+		return -EBADMSG;
+	*out = malloc(size ? size : 1);
+	if (!*out)
+		return -ENOMEM;
+	size_t n = ZSTD_decompress(*out, size, in, len);
+	if (ZSTD_isError(n) || n != size) {
+		free(*out);
+		*out = NULL;
+		return -EBADMSG;
+	}
+	*out_len = n;
+	return 0;
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
 	struct fetch *f = arg;
@@ -120,9 +141,11 @@ static void on_response(struct evhttp_request *req, void *arg)
 					     "Content-Encoding");
 	uint8_t *plain = NULL;
 	char err[200] = "";
-	if (enc && strcmp(enc, "gzip") == 0) {
-		if (gunzip(data, len, &plain, &len) < 0) {
-			snprintf(f->last_error, sizeof f->last_error, "snapshot: bad gzip body");
+	bool zst = enc && strcmp(enc, "zstd") == 0, gz = enc && strcmp(enc, "gzip") == 0;
+	if (zst || gz) {
+		if ((zst ? unzstd : gunzip)(data, len, &plain, &len) < 0) {
+			snprintf(f->last_error, sizeof f->last_error, "snapshot: bad %s body",
+				 zst ? "zstd" : "gzip");
 			failed(f, f->last_error);
 			return;
 		}
@@ -165,7 +188,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", host);
 	evhttp_add_header(h, "Authorization", auth);
-	evhttp_add_header(h, "Accept-Encoding", "gzip");
+	/* zstd from tenantd; gzip still understood from one that predates it. */
+	evhttp_add_header(h, "Accept-Encoding", "zstd, gzip");
 	if (v) {
 		evhttp_add_header(h, "If-None-Match", etag);
 		evhttp_add_header(h, "X-Aegis-Running", running);

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 DEB_PACKAGES=(
   build-essential pkg-config clang llvm libclang-rt-14-dev
   libevent-dev libssl-dev libpq-dev librdkafka-dev libmicrohttpd-dev libjansson-dev
-  libldns-dev libcriterion-dev libconfig-dev libsystemd-dev zlib1g-dev libxxhash-dev
+  libldns-dev libcriterion-dev libconfig-dev libsystemd-dev zlib1g-dev libxxhash-dev libzstd-dev
   libcurl4-openssl-dev
   postgresql postgresql-contrib nsd knot-dnsutils dnsutils kcat dnsperf unbound
   openjdk-17-jre-headless maven python3 python3-pytest python3-dnspython python3-psycopg2 python3-jsonschema

@@ -19,9 +19,23 @@ struct tenant_ref {
 	uint32_t index;
 };
 
+/* Feed rows as the compile that read them left them: one byte category index (FEED_PASSTHRU
+ * for an RPZ passthru), one byte wire length, the wire name. Parsed once, hashed per compile
+ * (the builder's seed changes every compile). */
+#define FEED_PASSTHRU 0xFF
+
+struct feed_cache {
+	char revision[24];      /* feed_revision it was read under; "" when not valid */
+	uint8_t *rows;
+	size_t len, cap;
+	uint64_t skipped;       /* names the snapshot refused while filling it */
+};
+
 struct compiler {
 	struct snapshot_builder *b;
 	struct compile_stats *stats;
+	struct feed_cache *cache;   /* being filled by this compile's COPY, or NULL */
+	bool cache_oom;
 	char categories[SNAPSHOT_MAX_CATEGORIES][64];
 	int ncategories;
 	struct tenant_ref *tenants;   /* sorted by id, for lookups by id */
@@ -259,6 +273,43 @@ static int load_lists(PGconn *conn, struct compiler *c)
 	return 0;
 }
 
+static void add_feed_wire(struct compiler *c, const uint8_t *wire, size_t len, uint8_t cat)
+{
+	/* RPZ passthru is an exception to every category's block: exactly what a national
+	 * allow (precedence 4, just above categories) means. */
+	int rc = cat == FEED_PASSTHRU
+			 ? snapshot_builder_add_wire(c->b, wire, len, SNAPSHOT_NATIONAL_ALLOW, 0)
+			 : snapshot_builder_add_wire(c->b, wire, len, SNAPSHOT_FEED, cat);
+	if (rc < 0)
+		c->stats->skipped_names++;
+	else if (cat == FEED_PASSTHRU)
+		c->stats->passthru++;
+	else
+		c->stats->feed_names++;
+}
+
+static void cache_append(struct compiler *c, const uint8_t *wire, size_t len, uint8_t cat)
+{
+	struct feed_cache *fc = c->cache;
+	if (!fc || c->cache_oom)
+		return;
+	if (fc->len + 2 + len > fc->cap) {
+		size_t cap = fc->cap ? fc->cap * 2 : 1u << 20;
+		uint8_t *rows = realloc(fc->rows, cap);
+		if (!rows) {
+			/* The compile goes on; only the next one reads the feeds again. */
+			c->cache_oom = true;
+			return;
+		}
+		fc->rows = rows;
+		fc->cap = cap;
+	}
+	fc->rows[fc->len] = cat;
+	fc->rows[fc->len + 1] = (uint8_t)len;
+	memcpy(fc->rows + fc->len + 2, wire, len);
+	fc->len += 2 + len;
+}
+
 /* One feed row: "category<TAB>name<TAB>action". */
 static int feed_row(void *arg, char *line, size_t len)
 {
@@ -269,30 +320,76 @@ static int feed_row(void *arg, char *line, size_t len)
 		return 0;
 	*name++ = '\0';
 	*action++ = '\0';
-	/* RPZ passthru is an exception to every category's block: exactly what a national
-	 * allow (precedence 4, just above categories) means. */
-	if (strcmp(action, "passthru") == 0) {
-		add_name(c, name, SNAPSHOT_NATIONAL_ALLOW, 0);
-		c->stats->passthru++;
+	int cat = FEED_PASSTHRU;
+	if (strcmp(action, "passthru") != 0 && (cat = category_index(c, line)) < 0)
+		return 0;
+	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+	size_t wlen;
+	/* A name the snapshot refuses is skipped and counted, as in add_name(). */
+	if (snapshot_parse_name(name, wire, &wlen) < 0) {
+		c->stats->skipped_names++;
+		if (c->stats->skipped_names <= 5)
+			log_warn("compile_name_skipped", "name=%s list=feed error=\"%s\"", name,
+				 strerror(EINVAL));
 		return 0;
 	}
-	int cat = category_index(c, line);
-	if (cat < 0)
-		return 0;
-	add_name(c, name, SNAPSHOT_FEED, (uint32_t)cat);
-	c->stats->feed_names++;
+	cache_append(c, wire, wlen, (uint8_t)cat);
+	add_feed_wire(c, wire, wlen, (uint8_t)cat);
 	return 0;
 }
 
-static int load_feeds(PGconn *conn, struct compiler *c)
+static void feeds_from_cache(struct compiler *c, const struct feed_cache *fc)
 {
+	for (size_t at = 0; at < fc->len; at += 2 + fc->rows[at + 1])
+		add_feed_wire(c, fc->rows + at + 2, fc->rows[at + 1], fc->rows[at]);
+	c->stats->skipped_names += fc->skipped;
+}
+
+/* The feed names are most of a national snapshot's input and change only with a feed refresh
+ * (or an edit of feeds or categories): a compiler that keeps a cache reads them only when
+ * feed_revision, read in this same transaction, moved since it filled the cache. */
+static int load_feeds(PGconn *conn, struct compiler *c, struct feed_cache *fc)
+{
+	char revision[24] = "";
+	if (fc) {
+		auto_pqclear PGresult *res = pg_query(conn, "SELECT revision::text FROM feed_revision");
+		if (!res || PQntuples(res) != 1)
+			return fail(c, -EIO, "cannot read the feed revision");
+		snprintf(revision, sizeof revision, "%s", PQgetvalue(res, 0, 0));
+		if (fc->revision[0] && strcmp(fc->revision, revision) == 0) {
+			feeds_from_cache(c, fc);
+			c->stats->feeds_cached = true;
+			return 0;
+		}
+		fc->revision[0] = '\0';
+		fc->len = 0;
+		c->cache = fc;
+	}
+	uint64_t skipped_before = c->stats->skipped_names;
 	/* Millions of rows: streamed, never held in one result. */
 	if (pg_copy_out(conn,
 			"COPY (SELECT f.category, e.name, e.action FROM feed_entries e "
 			"JOIN feeds f ON f.id = e.feed_id WHERE f.enabled) TO STDOUT",
 			feed_row, c) < 0)
 		return fail(c, -EIO, "cannot read feed entries");
+	if (fc && !c->cache_oom) {
+		fc->skipped = c->stats->skipped_names - skipped_before;
+		snprintf(fc->revision, sizeof fc->revision, "%s", revision);
+	}
 	return 0;
+}
+
+struct feed_cache *feed_cache_new(void)
+{
+	return calloc(1, sizeof(struct feed_cache));
+}
+
+void feed_cache_free(struct feed_cache *fc)
+{
+	if (!fc)
+		return;
+	free(fc->rows);
+	free(fc);
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -302,7 +399,7 @@ static long elapsed_ms(const struct timespec *t0)
 	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path,
+int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path, struct feed_cache *cache,
 		     struct compile_stats *stats, char *err, size_t errlen)
 {
 	struct timespec t0;
@@ -321,7 +418,7 @@ int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path,
 	}
 	if ((rc = load_categories(conn, &c)) == 0 && (rc = load_tenants(conn, &c)) == 0 &&
 	    (rc = load_networks(conn, &c)) == 0 && (rc = load_lists(conn, &c)) == 0)
-		rc = load_feeds(conn, &c);
+		rc = load_feeds(conn, &c, cache);
 	if (pg_command(conn, "COMMIT") < 0 && rc == 0)
 		rc = fail(&c, -EIO, "cannot end the transaction");
 	if (rc == 0)

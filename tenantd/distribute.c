@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -23,13 +25,20 @@
 #define TOKEN_CACHE 64
 #define TOKEN_CACHE_S 10
 
-/* One published version, shared by the responses sending it. */
+/* zstd's first fast level (--fast=1): on the 57 MiB national snapshot, mostly random hash
+ * keys, it takes about 0.13 s of CPU for 61% of the size, against 0.22 s at level 1 for 60%
+ * and seconds for gzip; the node decompresses it in about 0.1 s. */
+#define ZSTD_LEVEL (-1)
+
+/* One published version, shared by the responses sending it. The zstd body is made before
+ * the version is served; the gzip body only when a client that cannot take zstd asks. */
 struct blob {
 	atomic_uint refs;
 	uint64_t version;
 	char etag[32];
-	uint8_t *raw, *gz;
-	size_t raw_len, gz_len;
+	uint8_t *raw, *zst, *gz;
+	size_t raw_len, zst_len, gz_len;
+	pthread_mutex_t gz_lock;   /* gz, gz_len */
 };
 
 struct cached_token {
@@ -56,7 +65,9 @@ static void blob_put(struct blob *b)
 {
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
 		free(b->raw);
+		free(b->zst);
 		free(b->gz);
+		pthread_mutex_destroy(&b->gz_lock);
 		free(b);
 	}
 }
@@ -93,12 +104,41 @@ static int gzip(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 	return rc == Z_STREAM_END ? 0 : -EIO;
 }
 
+static int zstd(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
+{
+	size_t cap = ZSTD_compressBound(len);
+	*out = malloc(cap);
+	if (!*out)
+		return -ENOMEM;
+	/* One-shot: the frame records the content size, so the node allocates once. */
+	size_t n = ZSTD_compress(*out, cap, in, len, ZSTD_LEVEL);
+	if (ZSTD_isError(n))
+		return -EIO;
+	*out_len = n;
+	return 0;
+}
+
+/* gzip for a client that takes it and not zstd, made once per version on first demand. */
+static const uint8_t *blob_gzip(struct blob *b, size_t *len)
+{
+	pthread_mutex_lock(&b->gz_lock);
+	if (!b->gz && gzip(b->raw, b->raw_len, &b->gz, &b->gz_len) < 0) {
+		free(b->gz);
+		b->gz = NULL;
+		log_err("snapshot_gzip_failed", "version=%llu", (unsigned long long)b->version);
+	}
+	*len = b->gz_len;
+	pthread_mutex_unlock(&b->gz_lock);
+	return b->gz;
+}
+
 int distribute_publish(struct distribute *d, uint64_t version, const char *path)
 {
 	struct blob *b = calloc(1, sizeof *b);
 	if (!b)
 		return -ENOMEM;
 	atomic_init(&b->refs, 1);
+	pthread_mutex_init(&b->gz_lock, NULL);
 	b->version = version;
 	snprintf(b->etag, sizeof b->etag, "\"%llu\"", (unsigned long long)version);
 	auto_fclose FILE *f = fopen(path, "rb");
@@ -111,7 +151,7 @@ int distribute_publish(struct distribute *d, uint64_t version, const char *path)
 	b->raw_len = size > 0 ? (size_t)size : 0;
 	b->raw = malloc(b->raw_len ? b->raw_len : 1);
 	if (!b->raw || fread(b->raw, 1, b->raw_len, f) != b->raw_len ||
-	    gzip(b->raw, b->raw_len, &b->gz, &b->gz_len) < 0) {
+	    zstd(b->raw, b->raw_len, &b->zst, &b->zst_len) < 0) {
 		blob_put(b);
 		return -EIO;
 	}
@@ -121,8 +161,8 @@ int distribute_publish(struct distribute *d, uint64_t version, const char *path)
 	pthread_cond_broadcast(&d->changed);
 	pthread_mutex_unlock(&d->lock);
 	blob_put(old);
-	log_info("snapshot_serving", "version=%llu bytes=%zu gzip_bytes=%zu",
-		 (unsigned long long)version, b->raw_len, b->gz_len);
+	log_info("snapshot_serving", "version=%llu bytes=%zu zstd_bytes=%zu",
+		 (unsigned long long)version, b->raw_len, b->zst_len);
 	return 0;
 }
 
@@ -294,16 +334,53 @@ static void free_body(void *cls)
 	free(body);
 }
 
-static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, bool gz)
+enum coding { CODING_IDENTITY, CODING_ZSTD, CODING_GZIP };
+
+/* Whether Accept-Encoding lists coding with a non-zero q (RFC 9110 12.5.3). */
+static bool accepts(const char *ae, const char *coding)
 {
+	size_t n = strlen(coding);
+	for (const char *p = ae; p && *p;) {
+		p += strspn(p, " \t,");
+		size_t tok = strcspn(p, " \t,;");
+		bool match = tok == n && strncasecmp(p, coding, n) == 0;
+		const char *end = p + strcspn(p, ",");
+		const char *q = memchr(p, ';', (size_t)(end - p));
+		if (match) {
+			if (!q)
+				return true;
+			q += 1 + strspn(q + 1, " \t");
+			return !(strncasecmp(q, "q=", 2) == 0 && strtod(q + 2, NULL) == 0.0);
+		}
+		p = end;
+	}
+	return false;
+}
+
+static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, const char *ae)
+{
+	enum coding coding = CODING_IDENTITY;
 	struct body *body = malloc(sizeof *body);
 	if (!body) {
 		blob_put(b);
 		return MHD_NO;
 	}
 	body->b = b;
-	body->data = gz ? b->gz : b->raw;
-	body->len = gz ? b->gz_len : b->raw_len;
+	body->data = b->raw;
+	body->len = b->raw_len;
+	if (ae && accepts(ae, "zstd")) {
+		coding = CODING_ZSTD;
+		body->data = b->zst;
+		body->len = b->zst_len;
+	} else if (ae && accepts(ae, "gzip")) {
+		size_t len;
+		const uint8_t *gz = blob_gzip(b, &len);
+		if (gz) {
+			coding = CODING_GZIP;
+			body->data = gz;
+			body->len = len;
+		}
+	}
 	struct MHD_Response *r = MHD_create_response_from_callback(body->len, 256 * 1024, read_body,
 								   body, free_body);
 	if (!r) {
@@ -315,8 +392,10 @@ static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, b
 	MHD_add_response_header(r, "Content-Type", "application/vnd.aegis.snapshot");
 	MHD_add_response_header(r, "ETag", b->etag);
 	MHD_add_response_header(r, "X-Aegis-Snapshot-Version", version);
-	if (gz)
-		MHD_add_response_header(r, "Content-Encoding", "gzip");
+	MHD_add_response_header(r, "Vary", "Accept-Encoding");
+	if (coding != CODING_IDENTITY)
+		MHD_add_response_header(r, "Content-Encoding",
+					coding == CODING_ZSTD ? "zstd" : "gzip");
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -364,7 +443,7 @@ static enum MHD_Result handle_snapshot(struct distribute *d, struct MHD_Connecti
 		return ret;
 	}
 	const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
-	return send_snapshot(c, b, ae && strstr(ae, "gzip"));
+	return send_snapshot(c, b, ae);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

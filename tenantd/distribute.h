@@ -2,7 +2,7 @@
  *
  *   GET /v1/snapshot[?wait=SECONDS]   Authorization: Bearer <node token>
  *
- * answers the current snapshot (gzip when accepted) with ETag "<version>"; with
+ * answers the current snapshot (zstd, else gzip, as accepted) with ETag "<version>"; with
  * If-None-Match naming the current version and wait > 0 it holds the request until a new
  * version is published or the wait ends (then 304), so a node hears of a change at once.
  * Every request records the node's last contact, address, the version it says it runs

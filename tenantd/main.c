@@ -138,8 +138,13 @@ static int run_compile(const struct tenantd_settings *s)
 	if (!conn)
 		return EXIT_FAILURE;
 	gethostname(host, sizeof host - 1);
-	if (publish_compile(conn, s->snapshot_dir, host, &p, &stats, err, sizeof err) < 0) {
+	if (publish_compile(conn, s->snapshot_dir, host, NULL, &p, &stats, err, sizeof err) < 0) {
 		fprintf(stderr, "aegis-tenantd: compile failed: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	if (publish_store(conn, &p) < 0) {
+		fprintf(stderr, "aegis-tenantd: cannot store snapshot %llu\n",
+			(unsigned long long)p.version);
 		return EXIT_FAILURE;
 	}
 	printf("%s\n", p.path);

@@ -75,8 +75,8 @@ static void prune_files(const char *dir, uint64_t newest)
 }
 
 int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
-		    struct published *out, struct compile_stats *stats, char *err,
-		    size_t errlen)
+		    struct feed_cache *cache, struct published *out, struct compile_stats *stats,
+		    char *err, size_t errlen)
 {
 	char version[24], quoted[600];
 	auto_pqclear PGresult *res = pg_query(
@@ -89,7 +89,7 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 	out->version = strtoull(version, NULL, 10);
 	snprintf(out->path, sizeof out->path, "%s/policy-%s.snap", dir, version);
 
-	int rc = compile_snapshot(conn, out->version, out->path, stats, err, errlen);
+	int rc = compile_snapshot(conn, out->version, out->path, cache, stats, err, errlen);
 	if (rc < 0) {
 		log_err("compile_failed", "version=%s error=%s", version,
 			log_quote(quoted, sizeof quoted, err));
@@ -117,28 +117,38 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by,
 	snprintf(names, sizeof names, "%llu",
 		 (unsigned long long)(stats->feed_names + stats->passthru));
 	snprintf(ms, sizeof ms, "%ld", stats->compile_ms);
-	if (pg_command(conn, "BEGIN") < 0 ||
-	    pg_command(conn,
+	if (pg_command(conn,
 		       "UPDATE snapshots SET status = 'ok', compiled_at = now(), format_version = $2,"
 		       " sha256 = decode($3, 'hex'), size_bytes = $4, tenant_count = $5,"
 		       " network_count = $6, list_entry_count = $7, feed_name_count = $8,"
 		       " compile_ms = $9 WHERE version = $1",
-		       version, "1", hex, size, tenants, networks, entries, names, ms) < 0 ||
-	    store_content(conn, version, out->path) < 0 ||
-	    pg_command(conn, "SELECT pg_notify('aegis_snapshot_published', $1)", version) < 0 ||
-	    pg_command(conn, "COMMIT") < 0) {
-		if (pg_command(conn, "ROLLBACK") < 0)
-			log_err("rollback_failed", "version=%s", version);
+		       version, "1", hex, size, tenants, networks, entries, names, ms) < 0) {
 		snprintf(err, errlen, "cannot record snapshot %s", version);
 		record_failure(conn, version, err);
 		return -EIO;
 	}
 	prune_files(dir, out->version);
 	log_info("snapshot_published", "version=%s path=%s tenants=%u networks=%u list_entries=%llu "
-		 "feed_names=%llu skipped=%llu ms=%ld", version, out->path, stats->tenants,
+		 "feed_names=%llu skipped=%llu feeds=%s ms=%ld", version, out->path, stats->tenants,
 		 stats->networks, (unsigned long long)stats->list_entries,
 		 (unsigned long long)stats->feed_names, (unsigned long long)stats->skipped_names,
-		 stats->compile_ms);
+		 stats->feeds_cached ? "cached" : "read", stats->compile_ms);
+	return 0;
+}
+
+int publish_store(PGconn *conn, const struct published *p)
+{
+	char version[24];
+	snprintf(version, sizeof version, "%llu", (unsigned long long)p->version);
+	if (pg_command(conn, "BEGIN") < 0 || store_content(conn, version, p->path) < 0 ||
+	    pg_command(conn, "SELECT pg_notify('aegis_snapshot_published', $1)", version) < 0 ||
+	    pg_command(conn, "COMMIT") < 0) {
+		if (pg_command(conn, "ROLLBACK") < 0)
+			log_err("rollback_failed", "version=%s", version);
+		log_err("snapshot_store_failed", "version=%s", version);
+		return -EIO;
+	}
+	log_info("snapshot_stored", "version=%s", version);
 	return 0;
 }
 

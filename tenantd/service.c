@@ -26,6 +26,7 @@ struct service {
 	unsigned backoff_ms;
 	bool leader;
 	bool compile_pending;
+	struct feed_cache *feeds;   /* the feed names between compiles */
 };
 
 static void schedule_retry(struct service *s, unsigned ms)
@@ -58,8 +59,8 @@ static void compile_now(struct service *s)
 	struct compile_stats stats;
 
 	s->compile_pending = false;
-	if (publish_compile(s->conn, s->cfg.snapshot_dir, s->cfg.instance, &p, &stats, err,
-			    sizeof err) < 0) {
+	if (publish_compile(s->conn, s->cfg.snapshot_dir, s->cfg.instance, s->feeds, &p, &stats,
+			    err, sizeof err) < 0) {
 		distribute_set_compile_error(s->cfg.distribute, err);
 		if (PQstatus(s->conn) != CONNECTION_OK) {
 			disconnect(s);
@@ -71,6 +72,13 @@ static void compile_now(struct service *s)
 	if (distribute_publish(s->cfg.distribute, p.version, p.path) < 0)
 		log_err("snapshot_not_served", "version=%llu path=%s",
 			(unsigned long long)p.version, p.path);
+	/* Nodes first, the other instances after: they may serve this version a few hundred
+	 * milliseconds later (the time to store the image), never a change's path to a node. */
+	if (publish_store(s->conn, &p) < 0 && PQstatus(s->conn) != CONNECTION_OK) {
+		disconnect(s);
+		schedule_retry(s, s->backoff_ms);
+		return;
+	}
 	/* Changes committed while compiling were read off the socket by libpq meanwhile: the
 	 * socket will not wake us for them, so look now. */
 	PGnotify *n;
@@ -190,7 +198,8 @@ struct service *service_start(struct event_base *base, const struct service_conf
 	s->base = base;
 	s->compile_timer = evtimer_new(base, on_compile_timer, s);
 	s->retry_timer = evtimer_new(base, on_retry, s);
-	if (!s->compile_timer || !s->retry_timer) {
+	s->feeds = feed_cache_new();
+	if (!s->compile_timer || !s->retry_timer || !s->feeds) {
 		service_stop(s);
 		return NULL;
 	}
@@ -207,5 +216,6 @@ void service_stop(struct service *s)
 		event_free(s->compile_timer);
 	if (s->retry_timer)
 		event_free(s->retry_timer);
+	feed_cache_free(s->feeds);
 	free(s);
 }

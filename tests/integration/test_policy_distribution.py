@@ -207,3 +207,92 @@ def test_a_feed_refresh_adds_names_that_are_then_blocked(platform, tmp_path):
     outcome = seed.sql("SELECT outcome, entries_added FROM feed_refreshes r JOIN feeds f"
                        " ON f.id = r.feed_id WHERE f.name = 'fresh'")
     assert outcome == [("updated", 1)]
+
+
+def compiled_feeds(td):
+    """How each snapshot_published of this tenantd got its feed names: 'cached' or 'read'."""
+    return [line.split(" feeds=")[1].split()[0] for line in td.log.read_text().splitlines()
+            if "event=snapshot_published" in line]
+
+
+def test_feed_names_kept_between_compiles_follow_every_feed_change(platform, tmp_path):
+    # The service keeps the feed names between compiles: a list change must not re-read them,
+    # and a refresh, a feed disabled or moved to another category must reach the node.
+    # Names under wild.test resolve upstream, so NXDOMAIN for the school is its block.
+    seed, (ministry, school, hospital), td, node = platform
+    school_ip, hospital_ip = "127.1.0.5", "127.2.0.9"
+    blocked = lambda name, src, rcode: node.ask(name, source=src).rcode() == rcode
+    # The feed thread's first refresh of the seeded feeds moves the revision: let it settle.
+    assert wait_until(lambda: seed.sql("SELECT count(*) FROM feeds WHERE status = 'ok'")[0][0]
+                      == 2, 10)
+    latest = lambda: seed.sql("SELECT max(version) FROM snapshots WHERE status = 'ok'")[0][0]
+    assert wait_until(lambda: health(td.port)["snapshot_version"] == latest(), 5)
+    seed.list_entries("national", "block", ["list-change.wild.test"])
+    assert wait_until(lambda: blocked("list-change.wild.test", school_ip, dns.rcode.NXDOMAIN), 5)
+    assert compiled_feeds(td)[-1] == "cached", td.log.read_text()[-2000:]
+    assert blocked("malware.test", hospital_ip, dns.rcode.REFUSED), "cached names are compiled"
+    assert not blocked("ok.malware.test", hospital_ip, dns.rcode.REFUSED), "and passthru too"
+
+    # A refresh of the malware feed: one name in, one out (feed-refresh from the command line,
+    # as an operator would; the running service only sees the committed rows).
+    source = seed.sql("SELECT source FROM feeds WHERE name = 'malware-feed'")[0][0]
+    with open(source, "a") as f:
+        f.write("refreshed-in.wild.test CNAME .\n")
+    text = open(source).read().replace("\nmalware.test CNAME .\n", "\n")
+    open(source, "w").write(text)
+    assert tenantd(td.conf, "feed-refresh", "malware-feed").returncode == 0
+    assert wait_until(lambda: blocked("refreshed-in.wild.test", hospital_ip,
+                                      dns.rcode.REFUSED), 5), td.log.read_text()[-2000:]
+    assert wait_until(lambda: not blocked("malware.test", hospital_ip, dns.rcode.REFUSED), 5)
+    assert compiled_feeds(td)[-1] == "read"
+
+    # Then list changes again use the refreshed names from memory.
+    seed.list_entries("national", "block", ["second-list-change.wild.test"])
+    assert wait_until(lambda: blocked("second-list-change.wild.test", school_ip,
+                                      dns.rcode.NXDOMAIN), 5)
+    assert compiled_feeds(td)[-1] == "cached"
+    assert blocked("refreshed-in.wild.test", hospital_ip, dns.rcode.REFUSED)
+    assert not blocked("malware.test", hospital_ip, dns.rcode.REFUSED)
+
+    # A feed disabled, and one moved to a category the school does not block.
+    seed.sql("UPDATE feeds SET enabled = false WHERE name = 'malware-feed'")
+    assert wait_until(lambda: not blocked("refreshed-in.wild.test", hospital_ip,
+                                          dns.rcode.REFUSED), 5)
+    assert blocked("adult.test", school_ip, dns.rcode.NXDOMAIN)
+    seed.sql("UPDATE feeds SET category = 'gambling' WHERE name = 'adult-feed'")
+    assert wait_until(lambda: not blocked("adult.test", school_ip, dns.rcode.NXDOMAIN), 5)
+    # A row written straight into feed_entries (no refresh at all) is seen as well.
+    fid = seed.sql("SELECT id FROM feeds WHERE name = 'adult-feed'")[0][0]
+    seed.sql("UPDATE feeds SET category = 'adult' WHERE id = %s", fid)
+    seed.sql("INSERT INTO feed_entries (feed_id, name) VALUES (%s, 'direct-row.wild.test')", fid)
+    assert wait_until(lambda: blocked("direct-row.wild.test", school_ip, dns.rcode.NXDOMAIN), 5)
+    assert blocked("adult.test", school_ip, dns.rcode.NXDOMAIN)
+
+
+def test_snapshot_is_served_zstd_gzip_or_identity_as_asked(platform, tmp_path):
+    import gzip
+    seed, ids, td, node = platform
+    token = (tmp_path / "node" / "token").read_text().strip()
+    version = health(td.port)["snapshot_version"]
+    on_disk = (tmp_path / "snapshots" / f"policy-{version}.snap").read_bytes()
+
+    def get(accept):
+        headers = {"Authorization": f"Bearer {token}"}
+        if accept is not None:
+            headers["Accept-Encoding"] = accept
+        r = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{td.port}/v1/snapshot", headers=headers), timeout=10)
+        assert r.headers["ETag"] == f'"{version}"'
+        return r.headers.get("Content-Encoding"), r.read()
+
+    enc, body = get("gzip, deflate, zstd")
+    assert enc == "zstd" and len(body) < len(on_disk)
+    plain = subprocess.run(["zstd", "-d", "-c"], input=body, capture_output=True, check=True)
+    assert plain.stdout == on_disk
+    enc, body = get("gzip")
+    assert enc == "gzip" and gzip.decompress(body) == on_disk
+    enc, body = get("zstd;q=0, gzip")
+    assert enc == "gzip" and gzip.decompress(body) == on_disk
+    for accept in (None, "identity", "br"):
+        enc, body = get(accept)
+        assert enc is None and body == on_disk, accept
