@@ -187,10 +187,10 @@ def summary(r):
             w("| phase | p50 | p90 | max |")
             w("|---|---|---|---|")
             names = {
-                "commit_to_published": "COMMIT → tenantd logs `snapshot_published` (debounce 50 ms + compile + read-back + recording the version and its image in `snapshots`)",
+                "commit_to_published": "COMMIT → tenantd logs `snapshot_published` (debounce 50 ms + compile, feed names from memory unless they changed + read-back + recording the version in `snapshots`)",
                 "compile_ms": "… of which the compile itself (`ms=` of `snapshot_published`)",
-                "published_to_serving": "`snapshot_published` → `snapshot_serving` (read the file back, gzip it)",
-                "serving_to_fetched": "`snapshot_serving` → resolver logs `snapshot_fetched` (long-poll wakes, transfer, gunzip, verify, write + fsync)",
+                "published_to_serving": "`snapshot_published` → `snapshot_serving` (read the file back, zstd it)",
+                "serving_to_fetched": "`snapshot_serving` → resolver logs `snapshot_fetched` (long-poll wakes, transfer, unzstd, verify, write + fsync; the image is stored in `snapshots` meanwhile)",
                 "fetched_to_answer": "`snapshot_fetched` → the probe gets the block answer (swap, ≤ 1 poll interval)",
                 "versions_per_change": "snapshot versions per change",
             }
@@ -256,9 +256,10 @@ def summary(r):
         pieces = nat.get("pieces")
         if pieces:
             w("The distribution path's pieces, each done alone on the %s snapshot with standard tools: "
-              "`gzip -6` (zlib level 6, what tenantd uses) %s → %s; `gzip -d` %s; `sha256sum` %s; "
-              "write + fsync (`dd conv=fsync`) in the bench folder %s." % (
-                  mib(snap_size), ms(pieces.get("gzip_s")), mib(pieces.get("gzip_bytes")),
+              "`zstd --fast=1` (what tenantd uses) %s → %s; `zstd -d` %s; `gzip -1` (for gzip-only clients) %s → %s; "
+              "`gzip -d` %s; `sha256sum` %s; write + fsync (`dd conv=fsync`) in the bench folder %s." % (
+                  mib(snap_size), ms(pieces.get("zstd_s")), mib(pieces.get("zstd_bytes")),
+                  ms(pieces.get("unzstd_s")), ms(pieces.get("gzip_s")), mib(pieces.get("gzip_bytes")),
                   ms(pieces.get("gunzip_s")), ms(pieces.get("sha256_s")), ms(pieces.get("fsync_write_s"))))
             w("")
         rr = nat.get("resolver_rss")

@@ -12,8 +12,8 @@
 #  2. Compile at national scale (10,000 tenants, 50,000 networks, 2,000,000 feed names loaded
 #     with COPY): `aegis-tenantd -c CONF compile` BENCH_COMPILE_RUNS times under
 #     /usr/bin/time -v; peers in the same run: compile-json on the equivalent JSON (no
-#     database), psql streaming the compiler's feed query to /dev/null, and gzip/gunzip/
-#     sha256sum/dd of the snapshot (the distribution path's pieces). The resolver's load time
+#     database), psql streaming the compiler's feed query to /dev/null, and zstd/unzstd,
+#     gzip/gunzip, sha256sum and dd of the snapshot (the distribution path's pieces). The resolver's load time
 #     (start -> a blocked name answers NXDOMAIN, with the file in the page cache and evicted)
 #     and its reload time (rename + SIGHUP -> new serial in /metrics).
 #  3. Feed with 10% garbage: a BENCH_FEED_LINES-line plain feed file refreshed with
@@ -89,7 +89,7 @@ MARK=$BENCH_DIR/.aegis-bench-tenantd
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-for tool in psql curl ss taskset make sha256sum gzip dd top; do
+for tool in psql curl ss taskset make sha256sum gzip zstd dd top; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
 [ -x "$PY" ] || die "$PY is missing"
@@ -417,7 +417,10 @@ rm -f "$NAT/json.snap"
 # The distribution path's pieces, alone, on this snapshot.
 PIECES=$BENCH_DIR/pieces
 mkdir -p "$PIECES"
-t0=$(now); gzip -6 -c "$SNAP" > "$PIECES/snap.gz"; rset national.pieces.gzip_s "$(since "$t0")"
+t0=$(now); zstd -q --fast=1 -c "$SNAP" > "$PIECES/snap.zst"; rset national.pieces.zstd_s "$(since "$t0")"
+rset national.pieces.zstd_bytes "$(stat -c %s "$PIECES/snap.zst")"
+t0=$(now); zstd -q -dc "$PIECES/snap.zst" > /dev/null; rset national.pieces.unzstd_s "$(since "$t0")"
+t0=$(now); gzip -1 -c "$SNAP" > "$PIECES/snap.gz"; rset national.pieces.gzip_s "$(since "$t0")"
 rset national.pieces.gzip_bytes "$(stat -c %s "$PIECES/snap.gz")"
 t0=$(now); gzip -dc "$PIECES/snap.gz" > /dev/null; rset national.pieces.gunzip_s "$(since "$t0")"
 t0=$(now); sha256sum "$SNAP" > /dev/null; rset national.pieces.sha256_s "$(since "$t0")"
