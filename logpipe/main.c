@@ -5,39 +5,9 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "hostport.h"
 #include "ingest.h"
 #include "stats.h"
-
-/* "127.0.0.1:9106" or "[::1]:9106" into host text and port. */
-static int split_listen(const char *text, char *host, size_t cap, uint16_t *port)
-{
-	const char *colon = strrchr(text, ':');
-	if (!colon || colon == text)
-		return -1;
-	size_t hl = (size_t)(colon - text);
-	if (text[0] == '[' && hl >= 2 && text[hl - 1] == ']') {
-		text++;
-		hl -= 2;
-	}
-	char *end;
-	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (hl == 0 || hl >= cap || *end || !colon[1] || p == 0 || p > 65535)
-		return -1;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	*port = (uint16_t)p;
-	return 0;
-}
-
-static int check_listen(const char *value, char *err, size_t errlen)
-{
-	char host[64];
-	uint16_t port;
-	if (split_listen(value, host, sizeof host, &port) == 0)
-		return 0;
-	snprintf(err, errlen, "'%s' is not ADDRESS:PORT", value);
-	return -1;
-}
 
 struct logpipe_settings {
 	struct daemon_log_settings log;
@@ -78,7 +48,7 @@ static const struct config_field logpipe_fields[] = {
 	{ .path = "maintenance.retention_default_days", .type = CONFIG_INT,
 	  .offset = FIELD(retention_days), .default_int = 90, .min = 1, .max = 3650 },
 	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = FIELD(metrics_listen),
-	  .default_string = "127.0.0.1:9106", .check = check_listen },
+	  .default_string = "127.0.0.1:9106", .check = hostport_check },
 };
 
 static const struct daemon_spec logpipe_spec = {
@@ -93,12 +63,8 @@ static const struct daemon_spec logpipe_spec = {
 static int run_service(struct daemon *d, const struct logpipe_settings *s)
 {
 	static struct stats st;
-	char host[64];
-	uint16_t port;
-	if (split_listen(s->metrics_listen, host, sizeof host, &port) < 0)
-		return EXIT_FAILURE;
 	stats_init(&st);
-	struct stats_server *http = stats_serve(&st, host, port);
+	struct stats_server *http = stats_serve(&st, s->metrics_listen);
 	if (!http)
 		return EXIT_FAILURE;
 	struct ingest_config ic = {

@@ -1,15 +1,14 @@
 /* stats.c -- counters and the /metrics endpoint (see stats.h). */
 #include "stats.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hostport.h"
 #include "log.h"
 
 const char *const stats_dead_reason_names[DEAD_REASONS] = { "decode", "text", "database" };
@@ -173,38 +172,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return reply(c, MHD_HTTP_OK, t.p, t.len, "text/plain; version=0.0.4");
 }
 
-struct stats_server *stats_serve(struct stats *st, const char *host, uint16_t port)
+struct stats_server *stats_serve(struct stats *st, const char *listen)
 {
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_storage ss;
+	socklen_t len;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(port);
-	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		log_err("metrics_listen_invalid", "host=%s", host);
+	if (hostport_parse(listen, &ss, &len) < 0) {
+		log_err("metrics_listen_invalid", "listen=%s", listen);
 		return NULL;
 	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
 	struct stats_server *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
 	s->st = st;
-	s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
 				  (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	if (!s->mhd) {
-		log_err("metrics_listen_failed", "host=%s port=%u", host, port);
+		log_err("metrics_listen_failed", "listen=%s", listen);
 		free(s);
 		return NULL;
 	}
-	log_info("metrics_serving", "host=%s port=%u", host, port);
+	log_info("metrics_serving", "listen=%s", listen);
 	return s;
 }
 

@@ -34,8 +34,8 @@ extern const char *const stats_dead_reason_names[DEAD_REASONS];
 void stats_init(struct stats *st);
 void stats_batch_done(struct stats *st, uint64_t micros);
 
-/* Serves st on host:port until stats_stop(). NULL after logging on failure. */
-struct stats_server *stats_serve(struct stats *st, const char *host, uint16_t port)
+/* Serves st on listen (ADDRESS:PORT) until stats_stop(). NULL after logging on failure. */
+struct stats_server *stats_serve(struct stats *st, const char *listen)
 	__attribute__((warn_unused_result));
 void stats_stop(struct stats_server *s);
 

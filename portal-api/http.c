@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "api.h"
 #include "auth.h"
 #include "cleanup.h"
+#include "hostport.h"
 #include "log.h"
 #include "pg.h"
 #include "pgpool.h"
@@ -574,31 +574,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- listener ---- */
 
-static int parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	if (!colon || colon == text)
-		return -1;
-	size_t hl = (size_t)(colon - text);
-	if (text[0] == '[' && hl >= 2 && text[hl - 1] == ']') {
-		text++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof host)
-		return -1;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM }, *ai;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-		return -1;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 static bool is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
@@ -615,7 +590,7 @@ static int check_listen(const struct portal_config *cfg, char *err, size_t errle
 	socklen_t len;
 	bool tls = cfg->tls_cert_file && cfg->tls_key_file;
 
-	if (parse_listen(cfg->listen, &ss, &len) < 0) {
+	if (hostport_parse(cfg->listen, &ss, &len) < 0) {
 		snprintf(err, errlen, "http.listen '%s' is not ADDRESS:PORT", cfg->listen);
 		return -1;
 	}
@@ -665,7 +640,7 @@ int portal_start(struct portal *p, const struct portal_config *cfg)
 		log_err("listen_refused", "reason=\"%s\"", err);
 		return -EINVAL;
 	}
-	(void)!parse_listen(cfg->listen, &ss, &len);
+	(void)!hostport_parse(cfg->listen, &ss, &len);
 	/* jansson seeds its hash function on first use; do it here, before the worker threads
 	 * race for it (jansson's advice for threaded programs). */
 	json_object_seed(0);

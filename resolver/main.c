@@ -15,8 +15,9 @@
 #include "cache.h"
 #include "cleanup.h"
 #include "daemon.h"
-#include "log.h"
 #include "fetch.h"
+#include "hostport.h"
+#include "log.h"
 #include "metrics.h"
 #include "proxyv2.h"
 #include "privacy.h"
@@ -58,44 +59,7 @@ struct resolver_settings {
 /* "192.0.2.1:53" or "[2001:db8::1]:53" into a socket address. */
 static int parse_hostport(const char *text, struct sockaddr_any *out)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(text, ':');
-	if (!colon || colon == text || (size_t)(colon - text) >= sizeof host)
-		return -EINVAL;
-	memcpy(host, text, (size_t)(colon - text));
-	host[colon - text] = '\0';
-	char *end;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (*end || colon[1] == '\0' || port == 0 || port > 65535)
-		return -EINVAL;
-	memset(out, 0, sizeof *out);
-	size_t hl = strlen(host);
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-		struct sockaddr_in6 *a = (void *)&out->ss;
-		host[hl - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		out->len = sizeof *a;
-		return 0;
-	}
-	struct sockaddr_in *a = (void *)&out->ss;
-	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	out->len = sizeof *a;
-	return 0;
-}
-
-static int check_hostport(const char *value, char *err, size_t errlen)
-{
-	struct sockaddr_any a;
-	if (parse_hostport(value, &a) == 0)
-		return 0;
-	snprintf(err, errlen, "'%s' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)", value);
-	return -1;
+	return hostport_parse(text, &out->ss, &out->len);
 }
 
 static int check_cidr(const char *value, char *err, size_t errlen)
@@ -182,7 +146,7 @@ static const struct config_field resolver_fields[] = {
 	DAEMON_LOG_FIELDS(struct resolver_settings, log),
 	{ .path = "node.name", .type = CONFIG_STRING, .required = true, .offset = S(node) },
 	{ .path = "server.listen", .type = CONFIG_STRING_LIST, .required = true,
-	  .offset = S(listen), .check = check_hostport },
+	  .offset = S(listen), .check = hostport_check },
 	{ .path = "server.workers", .type = CONFIG_INT, .offset = S(workers), .min = 0, .max = 64 },
 	{ .path = "server.tcp_idle_timeout_ms", .type = CONFIG_INT, .offset = S(tcp_idle_ms),
 	  .default_int = 10000, .min = 100, .max = 600000 },
@@ -195,7 +159,7 @@ static const struct config_field resolver_fields[] = {
 	{ .path = "server.proxy_protocol_from", .type = CONFIG_STRING_LIST,
 	  .offset = S(proxy_from), .check = check_cidr },
 	{ .path = "upstream.servers", .type = CONFIG_STRING_LIST, .required = true,
-	  .offset = S(upstreams), .check = check_hostport },
+	  .offset = S(upstreams), .check = hostport_check },
 	{ .path = "upstream.timeout_ms", .type = CONFIG_INT, .offset = S(upstream_timeout_ms),
 	  .default_int = 1000, .min = 10, .max = 30000 },
 	{ .path = "upstream.attempts", .type = CONFIG_INT, .offset = S(upstream_attempts),
@@ -244,7 +208,7 @@ static const struct config_field resolver_fields[] = {
 	{ .path = "querylog.kafka.properties", .type = CONFIG_STRING_LIST,
 	  .offset = S(kafka_properties), .check = querylog_kafka_check_property },
 	{ .path = "metrics.listen", .type = CONFIG_STRING, .offset = S(metrics_listen),
-	  .check = check_hostport },
+	  .check = hostport_check },
 };
 #undef S
 

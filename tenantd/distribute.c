@@ -19,6 +19,7 @@
 #include <zstd.h>
 
 #include "cleanup.h"
+#include "hostport.h"
 #include "log.h"
 #include "pg.h"
 
@@ -495,35 +496,29 @@ struct distribute *distribute_start(const struct distribute_config *cfg)
 	pthread_cond_init(&d->changed, NULL);
 	pthread_mutex_init(&d->db_lock, NULL);
 
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_storage ss;
+	socklen_t len;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
-	if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(cfg->port);
-	} else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(cfg->port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		log_err("http_listen_invalid", "host=%s", cfg->host);
+	if (hostport_parse(cfg->listen, &ss, &len) < 0) {
+		log_err("http_listen_invalid", "listen=%s", cfg->listen);
 		distribute_stop(d);
 		return NULL;
 	}
-	d->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, d,
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->max_wait_s + 30),
 				  MHD_OPTION_END);
 	if (!d->mhd || !d->dsn) {
-		log_err("http_listen_failed", "host=%s port=%u", cfg->host, cfg->port);
+		log_err("http_listen_failed", "listen=%s", cfg->listen);
 		distribute_stop(d);
 		return NULL;
 	}
-	log_info("distributing", "host=%s port=%u", cfg->host, cfg->port);
+	log_info("distributing", "listen=%s", cfg->listen);
 	return d;
 }
 

@@ -16,8 +16,7 @@
 #include <stdint.h>
 
 struct distribute_config {
-	const char *host;      /* listen address, e.g. "127.0.0.1" */
-	uint16_t port;
+	const char *listen;    /* ADDRESS:PORT, e.g. "127.0.0.1:8053" */
 	const char *dsn;       /* for node authentication and reports */
 	unsigned max_wait_s;   /* upper bound of ?wait= */
 };

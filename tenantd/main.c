@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "hostport.h"
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
@@ -20,37 +21,6 @@
 #ifndef AEGIS_MIGRATIONS_DIR
 #define AEGIS_MIGRATIONS_DIR "/usr/share/aegis/migrations"
 #endif
-
-/* "127.0.0.1:8053" or "[::1]:8053" into host text and port. */
-static int split_listen(const char *text, char *host, size_t cap, uint16_t *port)
-{
-	const char *colon = strrchr(text, ':');
-	if (!colon || colon == text)
-		return -1;
-	size_t hl = (size_t)(colon - text);
-	if (text[0] == '[' && hl >= 2 && text[hl - 1] == ']') {
-		text++;
-		hl -= 2;
-	}
-	char *end;
-	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (hl == 0 || hl >= cap || *end || !colon[1] || p == 0 || p > 65535)
-		return -1;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	*port = (uint16_t)p;
-	return 0;
-}
-
-static int check_listen(const char *value, char *err, size_t errlen)
-{
-	char host[64];
-	uint16_t port;
-	if (split_listen(value, host, sizeof host, &port) == 0)
-		return 0;
-	snprintf(err, errlen, "'%s' is not ADDRESS:PORT", value);
-	return -1;
-}
 
 struct tenantd_settings {
 	struct daemon_log_settings log;
@@ -75,7 +45,7 @@ static const struct config_field tenantd_fields[] = {
 	  .default_string = "/var/lib/aegis/tenantd" },
 	{ .path = "http.listen", .type = CONFIG_STRING,
 	  .offset = offsetof(struct tenantd_settings, http_listen),
-	  .default_string = "127.0.0.1:8053", .check = check_listen },
+	  .default_string = "127.0.0.1:8053", .check = hostport_check },
 	{ .path = "http.longpoll_max_seconds", .type = CONFIG_INT,
 	  .offset = offsetof(struct tenantd_settings, longpoll_max_s), .default_int = 60,
 	  .min = 1, .max = 600 },
@@ -153,12 +123,9 @@ static int run_compile(const struct tenantd_settings *s)
 
 static int run_service(struct daemon *d, const struct tenantd_settings *s)
 {
-	char host[64], instance[256] = "tenantd";
-	uint16_t port;
-	if (split_listen(s->http_listen, host, sizeof host, &port) < 0)
-		return EXIT_FAILURE;
+	char instance[256] = "tenantd";
 	gethostname(instance, sizeof instance - 1);
-	struct distribute_config dc = { .host = host, .port = port, .dsn = s->database_dsn,
+	struct distribute_config dc = { .listen = s->http_listen, .dsn = s->database_dsn,
 					.max_wait_s = (unsigned)s->longpoll_max_s };
 	struct distribute *dist = distribute_start(&dc);
 	if (!dist)

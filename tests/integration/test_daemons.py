@@ -12,6 +12,9 @@ from resolverlib import free_port
 DAEMONS = ["aegis-resolver", "aegis-tenantd", "aegis-portal-api", "aegis-logpipe"]
 REQUIRED = {
     "aegis-tenantd": 'database: { dsn = "host=127.0.0.1"; };\n',
+    "aegis-portal-api": f"""database: {{ dsn = "host=127.0.0.1"; }};
+http: {{ listen = "127.0.0.1:{free_port()}"; }};
+""",
     "aegis-resolver": f"""node: {{ name = "n1"; }};
 server: {{ listen = ["127.0.0.1:{free_port()}"]; workers = 1; }};
 upstream: {{ servers = ["127.0.0.1:53"]; }};
