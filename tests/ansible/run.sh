@@ -196,15 +196,36 @@ INSERT INTO list_entries (list_id, domain) SELECT id, 'www.hospital.test' FROM l
 SQL
 [ $? -eq 0 ] || fail "seeding a tenant" "$T/logs/seed.log"
 
+TEST_PORTS=(57401 57402 57403 57404 57407 57408 57409 57410)
+# Ports 574xx lie in the kernel's ephemeral range: an outgoing connection of the converge
+# (PostgreSQL, Kafka) may hold one, or leave it in TIME-WAIT for a minute. Wait until none of
+# the test's ports has a socket before starting anything.
+wait_ports_free() {
+  local deadline=$((SECONDS + 90)) p busy
+  while :; do
+    busy=
+    for p in "${TEST_PORTS[@]}"; do
+      [ -z "$(ss -Htuan "sport = :$p" 2>/dev/null)" ] || busy+=" $p"
+    done
+    [ -z "$busy" ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || { say "ports still in use:$busy"; return 1; }
+    sleep 1
+  done
+}
+declare -A started_cmd
 start() { # name user cmd...: runs a daemon in the background as user, logs in $T/logs/name.log
   local name=$1 user=$2; shift 2
+  started_cmd[$name]="$user $*"
   if [ "$user" = root ]; then
-    setsid "$@" </dev/null >"$T/logs/$name.log" 2>&1 &
+    setsid "$@" </dev/null >>"$T/logs/$name.log" 2>&1 &
   else
-    setsid setpriv --reuid="$user" --regid="$user" --init-groups -- "$@" </dev/null >"$T/logs/$name.log" 2>&1 &
+    setsid setpriv --reuid="$user" --regid="$user" --init-groups -- "$@" </dev/null >>"$T/logs/$name.log" 2>&1 &
   fi
   pids+=($!)
+  started_pid[$name]=$!
 }
+declare -A started_pid
+wait_ports_free
 start unbound root unbound -d -p -c "$R/etc/unbound/unbound.conf.d/aegis.conf"
 start tenantd "${USER_PREFIX}aegis-tenantd" "$R/usr/sbin/aegis-tenantd" -c "$R/etc/aegis/tenantd.conf"
 start logpipe "${USER_PREFIX}aegis-logpipe" "$R/usr/sbin/aegis-logpipe" -c "$R/etc/aegis/logpipe.conf"
@@ -227,15 +248,20 @@ http {
 }
 CONF
 start nginx root nginx -c "$T/nginx/nginx.conf"
-# Ports 574xx lie in the kernel's ephemeral range: a passing outgoing connection can hold the
-# resolver's port for a moment. One more try then, never more.
 start resolver "${USER_PREFIX}aegis-resolver" "$R/usr/sbin/aegis-resolver" -c "$R/etc/aegis/resolver.conf"
-sleep 1
-if grep -q 'event=listen_failed' "$T/logs/resolver.log"; then
-  say "resolver could not bind 127.0.0.1:$RESOLVER_PORT yet; starting it once more"
-  cp "$T/logs/resolver.log" "$T/logs/resolver-first.log"
-  start resolver "${USER_PREFIX}aegis-resolver" "$R/usr/sbin/aegis-resolver" -c "$R/etc/aegis/resolver.conf"
-fi
+# Should a port have been taken between the wait and the bind after all, that daemon is
+# started once more (a daemon that fails for another reason fails the checks below).
+sleep 2
+for name in "${!started_pid[@]}"; do
+  if grep -qiE 'in use|listen_failed' "$T/logs/$name.log"; then
+    say "$name could not bind its port; starting it once more"
+    kill -TERM "${started_pid[$name]}" 2>/dev/null || true
+    mv "$T/logs/$name.log" "$T/logs/$name-first.log"
+    wait_ports_free
+    # shellcheck disable=SC2086 # the recorded command line is split on purpose
+    start "$name" ${started_cmd[$name]}
+  fi
+done
 
 dig_resolver() { kdig @127.0.0.1 -p "$RESOLVER_PORT" +time=2 +retry=0 "$@" 2>&1; }
 wait_answer() { # until the resolver answers www.school.test with its address (policy loaded)
