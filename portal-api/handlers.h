@@ -77,6 +77,8 @@ int h_report_top_clients(struct req *r);
 int h_audit_search(struct req *r);
 int h_audit_verify(struct req *r);
 int h_feeds_list(struct req *r);
+int h_feeds_create(struct req *r);
+int h_feed_patch(struct req *r);
 int h_nodes_list(struct req *r);
 
 #endif

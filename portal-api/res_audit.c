@@ -1,5 +1,5 @@
-/* res_audit.c -- the audit trail (search, chain verification) and the read-only views of
- * feeds and resolver nodes.
+/* res_audit.c -- the audit trail (search, chain verification) and the read-only view of
+ * resolver nodes.
  *
  * Auditors and ministry administrators search the trail: with a global grant every row,
  * with a tenant grant the rows about tenants in the subtree. Verifying the chain needs a
@@ -96,33 +96,6 @@ int h_audit_verify(struct req *r)
 	if (!v)
 		return req_db_failed(r);
 	return req_reply_json_text(r, 200, PQgetvalue(v, 0, 0));
-}
-
-int h_feeds_list(struct req *r)
-{
-	if (!req_require(r, ROLE_MINISTRY_ADMIN) || !req_db(r))
-		return -1;
-	/* A feed is stale when its last good content is older than two refresh intervals, or
-	 * when tenantd marked it so (its last refresh failed). The source is not shown: a URL
-	 * may carry a token. */
-	auto_pqclear PGresult *res = pg_query(r->pg,
-		"SELECT json_build_object('id', f.id, 'name', f.name, 'category', f.category,"
-		"  'format', f.format, 'enabled', f.enabled, 'status', f.status,"
-		"  'status_reason', f.status_reason, 'fetched_at', f.fetched_at,"
-		"  'last_attempt_at', f.last_attempt_at, 'entry_count', f.entry_count,"
-		"  'refresh_interval_seconds', extract(epoch FROM f.refresh_interval)::integer,"
-		"  'age_seconds', floor(extract(epoch FROM now() - f.fetched_at))::bigint,"
-		"  'stale', f.status IN ('stale', 'error')"
-		"           OR f.fetched_at IS NULL OR f.fetched_at < now() - 2 * f.refresh_interval,"
-		"  'last_refresh', (SELECT json_build_object('finished_at', x.finished_at,"
-		"      'outcome', x.outcome, 'entries_total', x.entries_total,"
-		"      'entries_added', x.entries_added, 'entries_removed', x.entries_removed,"
-		"      'lines_invalid', x.lines_invalid, 'error', x.error)"
-		"    FROM feed_refreshes x WHERE x.feed_id = f.id ORDER BY x.id DESC LIMIT 1))::text"
-		"  FROM feeds f ORDER BY f.name");
-	if (!res)
-		return req_db_failed(r);
-	return req_reply_items(r, res, 0, -1, 0);
 }
 
 int h_nodes_list(struct req *r)

@@ -65,6 +65,8 @@ const struct route portal_routes[] = {
 	{ "GET", "/v1/audit", h_audit_search, 0 },
 	{ "GET", "/v1/audit/verify", h_audit_verify, 0 },
 	{ "GET", "/v1/feeds", h_feeds_list, 0 },
+	{ "POST", "/v1/feeds", h_feeds_create, ROUTE_JSON },
+	{ "PATCH", "/v1/feeds/{feed_id}", h_feed_patch, ROUTE_JSON },
 	{ "GET", "/v1/nodes", h_nodes_list, 0 },
 };
 

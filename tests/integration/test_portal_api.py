@@ -1037,6 +1037,49 @@ def test_feeds_and_nodes_views(w):
     assert nodes["items"][0]["current"] is False
 
 
+def test_feeds_are_registered_and_changed_by_the_ministry_only(w):
+    body = {"name": "cert-malware", "category": "malware", "format": "rpz",
+            "source": "https://feeds.cert.example/rpz?token=secret", "refresh_interval_seconds": 900}
+    for client in (w.school_admin, w.school_soc, w.auditor):
+        assert client.post("/v1/feeds", body).status == 403
+    a = w.admin.post("/v1/feeds", body)
+    assert a.status == 201, a
+    feed = a.json
+    assert feed["name"] == "cert-malware" and feed["refresh_interval_seconds"] == 900
+    assert feed["status"] == "pending" and feed["stale"] is True and "source" not in feed
+    assert a.headers["Location"] == f"/v1/feeds/{feed['id']}"
+    assert w.admin.post("/v1/feeds", body).status == 409
+
+    for bad, field in ((dict(body, name="Bad Name"), "name"), (dict(body, name="-x"), "name"),
+                       (dict(body, category="knitting"), "category"),
+                       (dict(body, format="csv"), "format"),
+                       (dict(body, source="relative/path.rpz"), "source"),
+                       (dict(body, source="/tmp/a b.rpz"), "source"),
+                       (dict(body, refresh_interval_seconds=10), "refresh_interval_seconds"),
+                       (dict(body, colour="red"), "colour")):
+        bad["name"] = bad["name"] if field == "name" else "another-feed"
+        a = w.admin.post("/v1/feeds", bad)
+        assert a.status in (400, 422) and a.error["field"] == field, (field, a)
+
+    # A new source is due at once: tenantd fetches feeds whose last attempt is NULL.
+    sql(w, "UPDATE feeds SET last_attempt_at = now() WHERE id = %s", feed["id"])
+    assert w.school_admin.patch(f"/v1/feeds/{feed['id']}", {"enabled": False}).status == 403
+    a = w.admin.patch(f"/v1/feeds/{feed['id']}", {"source": "/srv/feeds/cert.rpz",
+                                                   "enabled": False})
+    assert a.status == 200 and a.json["enabled"] is False, a
+    assert sql(w, "SELECT source, last_attempt_at FROM feeds WHERE id = %s",
+               feed["id"]) == [("/srv/feeds/cert.rpz", None)]
+    stale = w.admin.patch(f"/v1/feeds/{feed['id']}", {"enabled": True},
+                          headers={"If-Match": "1"})
+    assert stale.status == 412
+    assert w.admin.patch("/v1/feeds/00000000-0000-4000-8000-000000000000",
+                         {"enabled": True}).status == 404
+
+    audit = w.admin.get(f"/v1/audit?target_id={feed['id']}").json["items"]
+    assert {e["action"] for e in audit} == {"feed.create", "feed.update"}
+    assert all("secret" not in json.dumps(e) for e in audit), "a feed URL's token reached the audit trail"
+
+
 # ---- the contract: OpenAPI ----
 
 def test_routes_and_document_agree(w):
