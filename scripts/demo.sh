@@ -47,6 +47,15 @@ key() { # name role [tenant] -> the key, shown once
     '{name: $n, role: $r} + (if $t == "" then {} else {tenant_id: $t} end)')" | jq -r .key
 }
 
+user() { # email name role [tenant] -> "role email password", the password shown once
+  local password
+  password=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')
+  api POST /v1/users "$(jq -nc --arg e "$1" --arg n "$2" --arg p "$password" --arg r "$3" \
+    --arg t "$4" '{email: $e, display_name: $n, password: $p,
+                   grants: [{role: $r, tenant_id: (if $t == "" then null else $t end)}]}')" >/dev/null
+  printf '%-15s %s  %s\n' "$3" "$1" "$password"
+}
+
 seed() {
   log "seeding through the API"
   local ministry region school hospital office
@@ -60,28 +69,32 @@ seed() {
   api PATCH "/v1/tenants/$hospital/policy" '{"ede_contact": "call the IT desk on 4242"}' >/dev/null
   api PATCH "/v1/tenants/$office/policy" '{"categories": {"social": "monitor"}}' >/dev/null
 
-  # Feeds have no API resource yet: the ministry's feeds are registered in the database,
-  # then tenantd fetches and loads them as it would on its schedule.
-  psql "$AEGIS_PLATFORM_DSN" -qv ON_ERROR_STOP=1 >/dev/null <<SQL
-INSERT INTO feeds (name, category, format, source) VALUES
-  ('demo-malware', 'malware', 'rpz', '$FEEDS/malware.rpz'),
-  ('demo-phishing', 'phishing', 'misp', '$FEEDS/misp'),
-  ('demo-adult', 'adult', 'hosts', '$FEEDS/adult.hosts'),
-  ('demo-social', 'social', 'plain', '$FEEDS/social.txt')
-ON CONFLICT (name) DO NOTHING;
-SQL
-  local f
-  for f in demo-malware demo-phishing demo-adult demo-social; do
-    build/bin/aegis-tenantd -c "$AEGIS_PLATFORM_DIR/tenantd.conf" feed-refresh "$f" >/dev/null 2>&1 ||
-      die "feed $f did not load: see $AEGIS_PLATFORM_DIR/tenantd.log"
+  # The ministry's feeds: tenantd fetches a new feed within its check interval (5 s).
+  local feed
+  for feed in "demo-malware malware rpz $FEEDS/malware.rpz" "demo-phishing phishing misp $FEEDS/misp" \
+              "demo-adult adult hosts $FEEDS/adult.hosts" "demo-social social plain $FEEDS/social.txt"; do
+    set -- $feed
+    api POST /v1/feeds "$(jq -nc --arg n "$1" --arg c "$2" --arg f "$3" --arg s "$4" \
+      '{name: $n, category: $c, format: $f, source: $s}')" >/dev/null
+  done
+  local deadline=$((SECONDS + 60))
+  until [ "$(api GET /v1/feeds | jq '[.items[] | select(.status == "ok")] | length')" = 4 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the feeds did not load: see $AEGIS_PLATFORM_DIR/tenantd.log"
+    sleep 0.5
   done
 
   umask 077
   {
+    echo "# API keys (Authorization: Bearer KEY)"
     echo "ministry_admin  $ADMIN_KEY"
     echo "tenant_admin    $(key 'Northside IT' tenant_admin "$school")   (Northside Primary School)"
     echo "soc_analyst     $(key 'SOC on duty' soc_analyst "$ministry")   (the ministry and every institution below it)"
     echo "auditor         $(key 'Court of Audit' auditor)"
+    echo "# people (POST /v1/auth/login with email and password)"
+    user admin@ministry.example "Ministry administrator" ministry_admin ""
+    user it@northside.example "Northside IT" tenant_admin "$school"
+    user soc@ministry.example "SOC analyst" soc_analyst "$ministry"
+    user audit@court.example "Court of Audit" auditor ""
   } > "$AEGIS_PLATFORM_DIR/keys.txt"
   echo "$school" > "$AEGIS_PLATFORM_DIR/school.id"
 }
@@ -117,12 +130,12 @@ $AEGIS_PLATFORM_DIR/keys.txt). Try:
 
   # a machine in the school hits a malware name; the SOC finds which one, when, through which node
   dig @$res1 -p $res1_port -b 127.1.0.77 malware-demo.wild.test +nocookie
-  curl -s -H "Authorization: Bearer \$(awk '/^soc_analyst/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/querylog?name=malware-demo.wild.test&subdomains=true"
+  curl -s -H "Authorization: Bearer \$(awk '/^soc_analyst/{print \$2; exit}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/querylog?name=malware-demo.wild.test&subdomains=true"
   # the school's report: its most blocked names this week, and its policy
-  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/reports/top-blocked?tenant_id=$school"
-  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" $AEGIS_API_URL/v1/tenants/$school/policy
+  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2; exit}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/reports/top-blocked?tenant_id=$school"
+  curl -s -H "Authorization: Bearer \$(awk '/^ministry_admin/{print \$2; exit}' $AEGIS_PLATFORM_DIR/keys.txt)" $AEGIS_API_URL/v1/tenants/$school/policy
   # the audit trail, as the auditor sees it (the SOC's search is in it)
-  curl -s -H "Authorization: Bearer \$(awk '/^auditor/{print \$2}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/audit?limit=5"
+  curl -s -H "Authorization: Bearer \$(awk '/^auditor/{print \$2; exit}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/audit?limit=5"
 
 Ctrl-C here, or make demo-down in another shell, stops everything.
 MSG

@@ -34,8 +34,8 @@ def resolves_everywhere(platform, name, source):
 
 @pytest.fixture(scope="module")
 def world(platform, ministry_admin):
-    """The ministry, a school and a hospital onboarded through the API, and a malware feed
-    that tenantd loads from a file."""
+    """The ministry and a hospital onboarded through the API, and a malware feed registered
+    through it, which tenantd loads from a file on its own."""
     api = ministry_admin
     ministry = api.post("/v1/tenants", {"kind": "ministry", "name": "Ministry of Education",
                                         "slug": "ministry-e2e"}, expect=201)
@@ -45,13 +45,11 @@ def world(platform, ministry_admin):
     feed_file = platform.dir / "malware-e2e.rpz"
     feed_file.write_text("$TTL 300\n@ SOA ns.rpz. h.rpz. 1 3600 600 86400 300\n"
                          "evil-e2e.wild.test CNAME .\n")
-    with platform.db() as conn, conn.cursor() as cur:
-        # The API has no feed resource yet; the ministry's feed is registered in the database.
-        cur.execute("INSERT INTO feeds (name, category, format, source) VALUES"
-                    " ('malware-e2e', 'malware', 'rpz', %s)", (str(feed_file),))
-    platform.tenantd("feed-refresh", "malware-e2e")
+    api.post("/v1/feeds", {"name": "malware-e2e", "category": "malware", "format": "rpz",
+                           "source": str(feed_file)}, expect=201)
+    # tenantd looks for due feeds every 5 s; then the usual compile and distribution.
     until(blocked_everywhere(platform, "evil-e2e.wild.test", HOSPITAL_CLIENT, 15),
-          ENFORCED_WITHIN_S, what="the malware feed on both nodes")
+          5 + ENFORCED_WITHIN_S * 3, what="the new feed on both nodes")
     return {"api": api, "ministry": ministry, "hospital": hospital, "feed_file": feed_file}
 
 
