@@ -19,10 +19,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmpl="$here/devstack"
 exec 8>&2   # the caller's stderr, kept for on_exit
 
-PG_PORT=${AEGIS_PG_PORT:-55432}
-KAFKA_PORT=${AEGIS_KAFKA_PORT:-59092}
-CONTROLLER_PORT=${AEGIS_KAFKA_CONTROLLER_PORT:-59093}
-DNS_PORT=${AEGIS_DNS_PORT:-55353}
+PG_PORT=${AEGIS_PG_PORT:-25432}
+KAFKA_PORT=${AEGIS_KAFKA_PORT:-25092}
+CONTROLLER_PORT=${AEGIS_KAFKA_CONTROLLER_PORT:-25093}
+DNS_PORT=${AEGIS_DNS_PORT:-25353}
 STACK=${AEGIS_STACK_DIR:-/tmp/aegis-stack-$(id -un)-$PG_PORT}
 STACK=${STACK%/}
 # PostgreSQL refuses to run as root; a root caller runs it as this system user instead.

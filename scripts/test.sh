@@ -12,10 +12,10 @@ scripts/setup.sh
 make -j"$(nproc)" all tests
 
 # Its own ports and folder, so a developer's running demo stack is left alone.
-export AEGIS_PG_PORT=${AEGIS_TEST_PG_PORT:-56432}
-export AEGIS_KAFKA_PORT=${AEGIS_TEST_KAFKA_PORT:-56092}
-export AEGIS_KAFKA_CONTROLLER_PORT=${AEGIS_TEST_KAFKA_CONTROLLER_PORT:-56093}
-export AEGIS_DNS_PORT=${AEGIS_TEST_DNS_PORT:-56353}
+export AEGIS_PG_PORT=${AEGIS_TEST_PG_PORT:-26432}
+export AEGIS_KAFKA_PORT=${AEGIS_TEST_KAFKA_PORT:-26092}
+export AEGIS_KAFKA_CONTROLLER_PORT=${AEGIS_TEST_KAFKA_CONTROLLER_PORT:-26093}
+export AEGIS_DNS_PORT=${AEGIS_TEST_DNS_PORT:-26353}
 export AEGIS_STACK_DIR=${AEGIS_TEST_STACK_DIR:-/tmp/aegis-test-stack-$(id -un)}
 
 scripts/devstack.sh down >/dev/null 2>&1 || true
@@ -47,10 +47,12 @@ layer() { # name, command...: runs a layer, keeps going on failure, counts its r
 
 layer "unit tests" scripts/run-unit-tests.sh build/tests/unit/test_*
 layer "integration tests (C)" scripts/run-unit-tests.sh build/tests/integration/test_*
+# pytest's temporary folders inside the stack's, not in the /tmp/pytest-of-USER that every
+# other pytest run on the machine prunes.
 layer "integration tests (black-box)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-  tests/integration
+  --basetemp "$AEGIS_STACK_DIR/pytest-integration" tests/integration
 layer "end-to-end (the platform: tests/e2e)" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-  tests/e2e
+  --basetemp "$AEGIS_STACK_DIR/pytest-e2e" tests/e2e
 # Lint, syntax, two converges of ansible/site.yml onto this machine (a throwaway root), and
 # the deployed daemons answering (tests/ansible/run.sh).
 layer "ansible" tests/ansible/run.sh
