@@ -7,18 +7,21 @@
 # Needs a running dev stack (scripts/devstack.sh up; its env sourced): PostgreSQL holds the
 # test's own database and roles, Kafka the test's topics, nsd the test zones. Everything the
 # playbook writes goes under $AEGIS_ANSIBLE_TEST_DIR/root; the system users it creates are
-# named aegistest-* and removed at the end; the packages it installs (Debian's) stay. PID 1
-# is not systemd here, so the roles start nothing: this script starts Unbound, tenantd and the
-# resolver on ports 574xx and stops them, by PID, before it ends.
+# named aegist<PG port>-* (one set per stack) and removed at the end; the packages it installs
+# (Debian's) stay. PID 1 is not systemd here, so the roles start nothing: this script starts
+# the daemons on ports AEGIS_ANSIBLE_PORT_BASE+1..+10 (default 57401-57410) and stops them, by
+# PID, before it ends. Folder, users and database belong to the stack, so a developer's run on
+# a stack of their own and `make test` do not meet.
 # Last line: "ansible: N passed, N failed".
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-T=${AEGIS_ANSIBLE_TEST_DIR:-/tmp/aegis-ansible-test}
-USER_PREFIX=aegistest-
+T=${AEGIS_ANSIBLE_TEST_DIR:-$AEGIS_STACK_DIR/ansible-test}
+USER_PREFIX=aegist${AEGIS_PG_PORT:-}-
+BASE=${AEGIS_ANSIBLE_PORT_BASE:-57400}
 DB=aegis_ansible_test
 DB_ROLES=(aegistest_owner aegistest_tenantd aegistest_portal aegistest_logpipe)
-UNBOUND_PORT=57401 RESOLVER_PORT=57402 TENANTD_PORT=57404 PORTAL_TLS_PORT=57408
+UNBOUND_PORT=$((BASE + 1)) RESOLVER_PORT=$((BASE + 2)) TENANTD_PORT=$((BASE + 4)) PORTAL_TLS_PORT=$((BASE + 8))
 
 for v in AEGIS_STACK_DIR AEGIS_PG_PORT AEGIS_PG_ADMIN_DSN AEGIS_DNS_PORT AEGIS_KAFKA_BROKERS; do
   [ -n "${!v:-}" ] || { echo "run.sh: $v is not set (source the dev stack's env)" >&2; exit 2; }
@@ -86,6 +89,7 @@ fi
 
 export ANSIBLE_CONFIG=$repo/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 export AEGIS_ANSIBLE_ROOT=$T/root AEGIS_ANSIBLE_STAGE=$T/stage AEGIS_ANSIBLE_PG_SOCKET=$pg_socket
+export AEGIS_ANSIBLE_USER_PREFIX=$USER_PREFIX AEGIS_ANSIBLE_PORT_BASE=$BASE
 . "$repo/scripts/lib/common.sh"
 export AEGIS_ANSIBLE_KAFKA_LIBS=$KAFKA_HOME/libs
 [ -f "$KAFKA_HOME/.complete" ] || { fail "Kafka's jars in $KAFKA_HOME (scripts/fetch-kafka.sh)"; exit 1; }
@@ -196,8 +200,8 @@ INSERT INTO list_entries (list_id, domain) SELECT id, 'www.hospital.test' FROM l
 SQL
 [ $? -eq 0 ] || fail "seeding a tenant" "$T/logs/seed.log"
 
-TEST_PORTS=(57401 57402 57403 57404 57407 57408 57409 57410)
-# Ports 574xx lie in the kernel's ephemeral range: an outgoing connection of the converge
+TEST_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)) $((BASE + 7)) $((BASE + 8)) $((BASE + 9)) $((BASE + 10)))
+# These ports lie in the kernel's ephemeral range: an outgoing connection of the converge
 # (PostgreSQL, Kafka) may hold one, or leave it in TIME-WAIT for a minute. Wait until none of
 # the test's ports has a socket before starting anything.
 wait_ports_free() {
@@ -285,6 +289,25 @@ blocked() {
 check "the tenant's deny list, from tenantd's snapshot, blocks www.hospital.test (EDE 17)" blocked
 via_unbound() { [ "$(kdig @127.0.0.1 -p "$UNBOUND_PORT" +short +time=2 A www.hospital.test)" = 192.0.2.20 ]; }
 check "Unbound (the node's recursor) answers on loopback" via_unbound
+# A threat feed, refreshed by tenantd as its own database role: the names reach the node.
+echo www.malware.test > "$T/feed.txt"
+chmod 0644 "$T/feed.txt"
+psql_admin "$DB" -c "INSERT INTO feeds (name, category, format, source)
+                     VALUES ('ansible-test', 'malware', 'plain', '$T/feed.txt')" >"$T/logs/feed-seed.log" 2>&1 ||
+  fail "seeding a feed" "$T/logs/feed-seed.log"
+feed_blocks() {
+  setpriv --reuid="${USER_PREFIX}aegis-tenantd" --regid="${USER_PREFIX}aegis-tenantd" --init-groups -- \
+    "$R/usr/sbin/aegis-tenantd" -c "$R/etc/aegis/tenantd.conf" feed-refresh ansible-test || return 1
+  local deadline=$((SECONDS + 30)) out
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    out=$(dig_resolver +edns A www.malware.test)
+    grep -q 'EDE: 15' <<<"$out" && return 0
+    sleep 0.5
+  done
+  echo "$out"
+  return 1
+}
+check "a feed refreshed by tenantd (its own role) blocks www.malware.test (EDE 15)" feed_blocks
 tenantd_health() { curl -fsS "http://127.0.0.1:$TENANTD_PORT/healthz"; }
 check "tenantd serves snapshots (/healthz)" tenantd_health
 portal_health() { # through nginx, over TLS, with the certificate from the vault
