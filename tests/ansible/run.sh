@@ -9,7 +9,7 @@
 # playbook writes goes under $AEGIS_ANSIBLE_TEST_DIR/root; the system users it creates are
 # named aegist<PG port>-* (one set per stack) and removed at the end; the packages it installs
 # (Debian's) stay. PID 1 is not systemd here, so the roles start nothing: this script starts
-# the daemons on ports AEGIS_ANSIBLE_PORT_BASE+1..+10 (default 57401-57410) and stops them, by
+# the daemons on ports AEGIS_ANSIBLE_PORT_BASE+1..+10 (default 27401-27410, below the ephemeral range) and stops them, by
 # PID, before it ends. Folder, users and database belong to the stack, so a developer's run on
 # a stack of their own and `make test` do not meet.
 # Last line: "ansible: N passed, N failed".
@@ -18,7 +18,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 T=${AEGIS_ANSIBLE_TEST_DIR:-$AEGIS_STACK_DIR/ansible-test}
 USER_PREFIX=aegist${AEGIS_PG_PORT:-}-
-BASE=${AEGIS_ANSIBLE_PORT_BASE:-57400}
+BASE=${AEGIS_ANSIBLE_PORT_BASE:-27400}
 DB=aegis_ansible_test
 DB_ROLES=(aegistest_owner aegistest_tenantd aegistest_portal aegistest_logpipe)
 UNBOUND_PORT=$((BASE + 1)) RESOLVER_PORT=$((BASE + 2)) TENANTD_PORT=$((BASE + 4)) PORTAL_TLS_PORT=$((BASE + 8))
