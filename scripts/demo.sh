@@ -128,7 +128,8 @@ $AEGIS_PLATFORM_DIR/keys.txt). Try:
   # the office monitors social media: answered, and logged as a match
   dig @$res1 -p $res1_port -b 127.3.0.7 social-demo.wild.test +short
 
-  # a machine in the school hits a malware name; the SOC finds which one, when, through which node
+  # a machine in the school hits a malware name; a second later the SOC finds which one, when,
+  # through which node (the log reaches PostgreSQL in well under a second)
   dig @$res1 -p $res1_port -b 127.1.0.77 malware-demo.wild.test +nocookie
   curl -s -H "Authorization: Bearer \$(awk '/^soc_analyst/{print \$2; exit}' $AEGIS_PLATFORM_DIR/keys.txt)" "$AEGIS_API_URL/v1/querylog?name=malware-demo.wild.test&subdomains=true"
   # the school's report: its most blocked names this week, and its policy
