@@ -285,7 +285,7 @@ def main():
                 busy, total = (int(x) for x in arg.split("/"))
                 d[key + "_busy"] = busy / total if total else None
         if d.get("server_cpu_busy") is not None and d["cpu_busy"] is not None:
-            # What ran on the server's CPU besides the server: other sessions, kernel threads.
+            # What ran on the server's CPU besides the server: other workloads, kernel threads.
             d["other_on_server_cpu"] = max(0.0, d["server_cpu_busy"] - d["cpu_busy"])
         d.update(sock_drops=a.sock_drops, qlog_written=a.qlog_written,
                  qlog_dropped=a.qlog_dropped, qlog_lines=a.qlog_lines)

@@ -516,7 +516,7 @@ fi
   echo "Command: ${INVOKED_ENV}bash bench/resolver/run.sh"
   echo "dnsperf: taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p PORT -a $SOURCE -e -d queries.txt -c $CLIENTS -q $OUTSTANDING -l $DURATION  (fixed rate: -l $LAT_DURATION -Q $LAT_QPS)"
   echo "Built: $VERSION"
-  echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other sessions share this machine)"
+  echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other workloads share this machine)"
   echo "Snapshot: $snap_mib MiB, compile-json $compile_s s (peak RSS $compile_mib MiB); query log on $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
   echo
   "$PY" "$here/report.py" summary "$RESULTS"

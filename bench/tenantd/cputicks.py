@@ -7,7 +7,7 @@ Prints the sum of utime + stime + cutime + cstime over the given processes and a
 descendants. cutime/cstime hold the CPU time of children already reaped, so two samples taken
 around a phase give what these trees used in between, including processes that started and
 ended within it. run.sh passes itself and the dev stack's daemons (PostgreSQL's postmaster,
-Kafka, nsd), so "machine busy minus this" is what the other sessions on the machine used.
+Kafka, nsd), so "machine busy minus this" is what the other workloads on the machine used.
 """
 import os
 import sys

@@ -21,7 +21,7 @@
 #     recorded; peer: COPY of the valid names into a dns_name table.
 # PostgreSQL logs every statement of the bench databases with its duration; pglog.py sums them
 # per compile, change and refresh, so the summary shows where the time goes. Each phase also
-# records how busy the machine was and how much of that was other sessions (cputicks.py).
+# records how busy the machine was and how much of that was other workloads (cputicks.py).
 # About 5 minutes on a quiet 2-CPU machine.
 #
 # Usage: bash bench/tenantd/run.sh
@@ -160,7 +160,7 @@ pgtime() { # key db since per: PostgreSQL's statement time since then, per run o
 
 # Machine load per phase: the load average at its start, how busy both CPUs were during it, and
 # how much of that was this benchmark (this script's process tree and the dev stack's daemons,
-# bench/tenantd/cputicks.py); the rest is the other sessions on the machine.
+# bench/tenantd/cputicks.py); the rest is the other workloads on the machine.
 PHASE=
 PHASE_LOAD=
 PHASE_TICKS=
