@@ -35,7 +35,7 @@
 #define RING_MAX     (1u << 24)
 #define BATCH_MAX    256           /* per write_batch, so slots go back to the worker soon */
 #define DRAIN_MAX    4096          /* per queue and pass, so one busy worker starves no other */
-#define POLL_NS      1000000       /* idle sleep of the sink thread */
+#define POLL_NS      3000000       /* idle sleep of the sink thread (docs/querylog.md) */
 #define DROP_LOG_SEC 10            /* at most one drop report per this many seconds */
 #define FILE_BUF     (256 * 1024)
 
