@@ -261,6 +261,35 @@ int snapshot_parse_name(const char *text, uint8_t wire[SNAPSHOT_MAX_NAME_WIRE], 
 	return 0;
 }
 
+int snapshot_name_text(const char *text, size_t len, char out[SNAPSHOT_NAME_TEXT_MAX])
+{
+	char buf[SNAPSHOT_MAX_NAME_WIRE + 4];  /* room for "*." and the dot of the longest name */
+	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+	size_t wire_len;
+
+	if (len >= sizeof buf || memchr(text, '\0', len))
+		return -EINVAL;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (snapshot_parse_name(buf, wire, &wire_len) < 0)
+		return -EINVAL;
+
+	size_t o = 0;
+	bool digits = false;
+	for (size_t i = 0; wire[i] != 0; i += wire[i] + 1u) {
+		if (o)
+			out[o++] = '.';
+		digits = true;
+		for (size_t j = 1; j <= wire[i]; j++) {
+			uint8_t c = wire[i + j];
+			digits = digits && c >= '0' && c <= '9';
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return digits ? -EINVAL : 0;
+}
+
 /* ---- Writer ---- */
 
 struct prefix {

@@ -93,6 +93,15 @@ struct snapshot_match {
 int snapshot_parse_name(const char *text, uint8_t wire[SNAPSHOT_MAX_NAME_WIRE], size_t *wire_len)
 	__attribute__((warn_unused_result));
 
+#define SNAPSHOT_NAME_TEXT_MAX 254  /* a normalised name in text (at most 253 bytes) and its NUL */
+
+/* The same normalisation for text[0..len) (no NUL needed), written back as lowercase dotted
+ * text without the trailing dot: what feeds, lists and searches store and compare. A last
+ * label of digits only is refused too, as the database's dns_name domain refuses it, so an
+ * IPv4 address is never taken for a name. 0 or -EINVAL. */
+int snapshot_name_text(const char *text, size_t len, char out[SNAPSHOT_NAME_TEXT_MAX])
+	__attribute__((warn_unused_result));
+
 /* ---- Writer ---- */
 
 struct snapshot_builder;

@@ -10,36 +10,6 @@
 
 #include "snapshot.h"
 
-/* The snapshot's name parser decides what a name is, so an entry the portal accepts is one
- * the compiler can store; the dns_name domain adds that the last label is not all digits. */
-int listio_normalise_name(const char *text, size_t len, char out[LISTIO_NAME_MAX])
-{
-	char buf[SNAPSHOT_MAX_NAME_WIRE + 4];
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t wire_len;
-
-	if (len >= sizeof buf || memchr(text, '\0', len))
-		return -EINVAL;
-	memcpy(buf, text, len);
-	buf[len] = '\0';
-	if (snapshot_parse_name(buf, wire, &wire_len) < 0)
-		return -EINVAL;
-	size_t o = 0;
-	bool digits = false;
-	for (size_t i = 0; wire[i] != 0; i += wire[i] + 1u) {
-		if (o)
-			out[o++] = '.';
-		digits = true;
-		for (size_t j = 1; j <= wire[i]; j++) {
-			uint8_t c = wire[i + j];
-			digits = digits && c >= '0' && c <= '9';
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-	return digits || o == 0 || o > 253 ? -EINVAL : 0;
-}
-
 static int fail(struct listio_error *err, unsigned line, const char *why)
 {
 	err->line = line;
@@ -77,7 +47,7 @@ static void trim(const char **s, size_t *n)
 static int parse_plain(const char *text, size_t len, listio_entry_fn fn, void *arg,
 		       struct listio_error *err)
 {
-	char name[LISTIO_NAME_MAX];
+	char name[SNAPSHOT_NAME_TEXT_MAX];
 	unsigned line = 0;
 	for (size_t pos = 0; pos < len;) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
@@ -89,7 +59,7 @@ static int parse_plain(const char *text, size_t len, listio_entry_fn fn, void *a
 		trim(&s, &n);
 		if (n == 0 || s[0] == '#')
 			continue;
-		if (listio_normalise_name(s, n, name) < 0)
+		if (snapshot_name_text(s, n, name) < 0)
 			return fail(err, line, "not a valid domain name");
 		int rc = fn(arg, name, "");
 		if (rc)
@@ -152,7 +122,7 @@ static int csv_field(const char *text, size_t len, size_t *pos, char *out, size_
 static int parse_csv(const char *text, size_t len, listio_entry_fn fn, void *arg,
 		     struct listio_error *err)
 {
-	char field[2][2048], name[LISTIO_NAME_MAX];
+	char field[2][2048], name[SNAPSHOT_NAME_TEXT_MAX];
 	size_t flen[2];
 	unsigned line = 1;
 	bool first = true;
@@ -184,7 +154,7 @@ static int parse_csv(const char *text, size_t len, listio_entry_fn fn, void *arg
 			continue;                           /* header row */
 		}
 		first = false;
-		if (listio_normalise_name(d, dn, name) < 0)
+		if (snapshot_name_text(d, dn, name) < 0)
 			return fail(err, start_line, "not a valid domain name");
 		const char *c = nfields == 2 ? field[1] : "";
 		size_t cn = nfields == 2 ? flen[1] : 0;

@@ -12,7 +12,6 @@
 
 #include <stddef.h>
 
-#define LISTIO_NAME_MAX 254          /* a normalised name (<= 253 bytes) and its NUL */
 #define LISTIO_COMMENT_MAX 500       /* list_entries.comment, in characters */
 
 enum listio_format { LISTIO_PLAIN, LISTIO_CSV };
@@ -30,11 +29,6 @@ typedef int (*listio_entry_fn)(void *arg, const char *domain, const char *commen
  * line (nothing after it is delivered); or the callback's nonzero return. */
 int listio_parse(enum listio_format fmt, const char *text, size_t len, listio_entry_fn fn,
 		 void *arg, struct listio_error *err) __attribute__((warn_unused_result));
-
-/* Normalises a DNS name in text form to the dns_name form (lowercase, no trailing dot, one
- * leading "*." dropped, last label not all digits). 0 or -EINVAL. */
-int listio_normalise_name(const char *text, size_t len, char out[LISTIO_NAME_MAX])
-	__attribute__((warn_unused_result));
 
 /* Appends one CSV field to buf (quoted when needed; a comment that a spreadsheet would take
  * for a formula gets a leading apostrophe). Returns the bytes needed, as snprintf does. */

@@ -19,6 +19,7 @@
 #include "listio.h"
 #include "pg.h"
 #include "pgpool.h"
+#include "snapshot.h"
 #include "valid.h"
 
 #define LIST_JSON                                                                          \
@@ -264,12 +265,12 @@ int h_list_delete(struct req *r)
 int h_entries_list(struct req *r)
 {
 	unsigned limit;
-	char limit_s[16], after[LISTIO_NAME_MAX];
+	char limit_s[16], after[SNAPSHOT_NAME_TEXT_MAX];
 	const char *after_arg = req_arg(r, "after");
 
 	if (!req_require(r, ROLES_READ) || valid_arg_limit(r, 1000, 10000, &limit) < 0)
 		return -1;
-	if (after_arg && listio_normalise_name(after_arg, strlen(after_arg), after) < 0)
+	if (after_arg && snapshot_name_text(after_arg, strlen(after_arg), after) < 0)
 		return req_error(r, 400, "invalid_parameter", "after",
 				 "after must be a domain name from a previous page");
 	if (!req_db(r))
@@ -300,7 +301,7 @@ static const char *creator_key(const struct req *r)
 int h_entries_add(struct req *r)
 {
 	static const char *const allowed[] = { "domain", "comment", NULL };
-	char domain[LISTIO_NAME_MAX], target[320];
+	char domain[SNAPSHOT_NAME_TEXT_MAX], target[320];
 	const char *comment = "";
 
 	if (valid_only(r, r->body, "", allowed) < 0 ||
@@ -329,8 +330,8 @@ int h_entries_add(struct req *r)
 
 int h_entry_delete(struct req *r)
 {
-	char domain[LISTIO_NAME_MAX], target[320];
-	if (listio_normalise_name(r->params[1], strlen(r->params[1]), domain) < 0)
+	char domain[SNAPSHOT_NAME_TEXT_MAX], target[320];
+	if (snapshot_name_text(r->params[1], strlen(r->params[1]), domain) < 0)
 		return req_error(r, 404, "not_found", NULL, "no such entry");
 	auto_pqclear PGresult *l = begin_list_change(r);
 	if (!l)

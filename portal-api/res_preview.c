@@ -18,8 +18,8 @@
 #include "api.h"
 #include "cleanup.h"
 #include "handlers.h"
-#include "listio.h"
 #include "pg.h"
+#include "snapshot.h"
 #include "valid.h"
 
 #define PREVIEW_MAX_NAMES 100
@@ -32,7 +32,7 @@ static int names_effect(struct req *r, json_t *names, const char *key, const cha
 {
 	size_t i;
 	json_t *v;
-	char path[32], name[LISTIO_NAME_MAX];
+	char path[32], name[SNAPSHOT_NAME_TEXT_MAX];
 	bool deny = strcmp(key, "deny") == 0;
 
 	if (!names)
@@ -45,7 +45,7 @@ static int names_effect(struct req *r, json_t *names, const char *key, const cha
 	json_array_foreach(names, i, v) {
 		snprintf(path, sizeof path, "%s[%zu]", key, i);
 		if (!json_is_string(v) ||
-		    listio_normalise_name(json_string_value(v), json_string_length(v), name) < 0)
+		    snapshot_name_text(json_string_value(v), json_string_length(v), name) < 0)
 			return req_error(r, 422, "invalid_field", path, "must be a domain name");
 		auto_pqclear PGresult *res = pg_query(r->pg,
 			deny ? "SELECT count(*), " CLIENTS " FROM query_log q WHERE " RANGE

@@ -22,6 +22,7 @@
 #include "handlers.h"
 #include "listio.h"
 #include "pg.h"
+#include "snapshot.h"
 #include "valid.h"
 
 #define QL_ROLES (ROLE_SOC_ANALYST | ROLE_MINISTRY_ADMIN)
@@ -60,7 +61,7 @@
 struct ql_filters {
 	const char *since, *until, *tenant, *client, *pseudonym, *name, *subtree, *qtype,
 		*action, *category, *cursor_us, *cursor_id;
-	char client_buf[64], name_buf[LISTIO_NAME_MAX], qtype_buf[16], cursor_buf[80];
+	char client_buf[64], name_buf[SNAPSHOT_NAME_TEXT_MAX], qtype_buf[16], cursor_buf[80];
 };
 
 static int bad_arg(struct req *r, const char *name, const char *msg)
@@ -99,7 +100,7 @@ static int read_filters(struct req *r, struct ql_filters *f)
 
 	const char *name = req_arg(r, "name");
 	if (name) {
-		if (listio_normalise_name(name, strlen(name), f->name_buf) < 0)
+		if (snapshot_name_text(name, strlen(name), f->name_buf) < 0)
 			return bad_arg(r, "name", "name must be a domain name");
 		f->name = f->name_buf;
 	}

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "listio.h"
+#include "snapshot.h"
 
 const char *valid_path(char *out, size_t cap, const char *path, const char *key)
 {
@@ -184,7 +184,7 @@ int valid_domain(struct req *r, json_t *obj, const char *key, const char *path, 
 	if (m <= 0)
 		return m;
 	if (!json_is_string(v) ||
-	    listio_normalise_name(json_string_value(v), json_string_length(v), out) < 0)
+	    snapshot_name_text(json_string_value(v), json_string_length(v), out) < 0)
 		return bad(r, path, key,
 			   "must be a domain name (LDH labels of 1 to 63 characters, A-labels for "
 			   "IDN, at most 253 characters, last label not all digits)");

@@ -39,7 +39,7 @@ int valid_int(struct req *r, json_t *obj, const char *key, const char *path, boo
 int valid_uuid(struct req *r, json_t *obj, const char *key, const char *path, bool required,
 	       bool nullable, const char **out);
 
-/* A DNS name, normalised into out (LISTIO_NAME_MAX bytes). */
+/* A DNS name, normalised into out (SNAPSHOT_NAME_TEXT_MAX bytes). */
 int valid_domain(struct req *r, json_t *obj, const char *key, const char *path, bool required,
 		 char *out);
 

@@ -119,38 +119,6 @@ static bool is_wildcard(const char *text, size_t len)
 	return len >= 2 && text[0] == '*' && text[1] == '.';
 }
 
-/* Normalises text[0..len) with snapshot_parse_name() and writes the result back as lowercase
- * dotted text without the trailing dot. A last label of digits only is refused as the
- * dns_name domain refuses it, so an IPv4 address is never taken for a name. */
-static int name_normalise(const char *text, size_t len, char out[FEED_NAME_MAX])
-{
-	char buf[SNAPSHOT_MAX_NAME_WIRE + 4];  /* room for "*." and the dot of the longest name */
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t wire_len;
-
-	if (len >= sizeof buf || memchr(text, '\0', len))
-		return -EINVAL;
-	memcpy(buf, text, len);
-	buf[len] = '\0';
-	if (snapshot_parse_name(buf, wire, &wire_len) < 0)
-		return -EINVAL;
-
-	size_t o = 0;
-	bool digits = false;
-	for (size_t i = 0; wire[i] != 0; i += wire[i] + 1u) {
-		if (o)
-			out[o++] = '.';
-		digits = true;
-		for (size_t j = 1; j <= wire[i]; j++) {
-			uint8_t c = wire[i + j];
-			digits = digits && c >= '0' && c <= '9';
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-	return digits ? -EINVAL : 0;
-}
-
 /* Names hosts files carry for the machine itself (StevenBlack's header, Debian's /etc/hosts):
  * not threats, and "local" would cover all of .local. */
 static bool is_host_name(const char *name)
@@ -171,8 +139,8 @@ static bool is_host_name(const char *name)
 static int list_name(struct sink *s, const char *text, size_t len, enum feed_action action,
 		     bool local_data)
 {
-	char name[FEED_NAME_MAX];
-	if (name_normalise(text, len, name) < 0) {
+	char name[SNAPSHOT_NAME_TEXT_MAX];
+	if (snapshot_name_text(text, len, name) < 0) {
 		note_invalid(s, "bad name", text, len);
 		return 0;
 	}
@@ -584,7 +552,7 @@ static int rpz_apply(struct rpz *z, const ldns_rr *rr)
 	struct feed_parse_stats *st = z->s->st;
 	const ldns_rdf *owner = ldns_rr_owner(rr);
 	ldns_rr_type type = ldns_rr_get_type(rr);
-	char rel[LABELS_TEXT_MAX], name[FEED_NAME_MAX];
+	char rel[LABELS_TEXT_MAX], name[SNAPSHOT_NAME_TEXT_MAX];
 
 	if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
 		rpz_invalid(z, "class is not IN");
@@ -641,7 +609,7 @@ static int rpz_apply(struct rpz *z, const ldns_rr *rr)
 	default:
 		break;
 	}
-	if (name_normalise(rel, strlen(rel), name) < 0) {
+	if (snapshot_name_text(rel, strlen(rel), name) < 0) {
 		rpz_invalid(z, "bad name");
 		return 0;
 	}
@@ -991,8 +959,8 @@ static int misp_attribute(struct sink *s, json_t *attr, bool object_deleted)
 		st->not_to_ids++;
 		return 0;
 	}
-	char name[FEED_NAME_MAX];
-	if (name_normalise(host, hlen, name) < 0) {
+	char name[SNAPSHOT_NAME_TEXT_MAX];
+	if (snapshot_name_text(host, hlen, name) < 0) {
 		note_invalid(s, "bad name", v, vlen);
 		return 0;
 	}

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #define FEED_MAX_LINE       4096  /* longer text lines are invalid, never truncated */
-#define FEED_NAME_MAX       254   /* a normalised name (at most 253 bytes) and its NUL */
 #define FEED_SAMPLES        5
 #define FEED_SAMPLE_LEN     160
 #define FEED_UUID_LEN       36

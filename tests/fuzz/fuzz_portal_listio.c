@@ -14,15 +14,16 @@
 #include <string.h>
 
 #include "listio.h"
+#include "snapshot.h"
 #include "valid.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int check_entry(void *arg, const char *domain, const char *comment)
 {
-	char again[LISTIO_NAME_MAX];
+	char again[SNAPSHOT_NAME_TEXT_MAX];
 	(void)arg;
-	if (listio_normalise_name(domain, strlen(domain), again) != 0 || strcmp(again, domain) != 0)
+	if (snapshot_name_text(domain, strlen(domain), again) != 0 || strcmp(again, domain) != 0)
 		abort();   /* what the parser hands out is already in stored form */
 	for (const char *c = comment; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)

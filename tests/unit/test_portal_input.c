@@ -6,6 +6,7 @@
 
 #include "listio.h"
 #include "routes.h"
+#include "snapshot.h"
 #include "valid.h"
 
 static bool cidr_ok(const char *text)
@@ -43,8 +44,8 @@ Test(cidr, refuses_the_rest_with_a_reason)
 
 static const char *norm(const char *text)
 {
-	static char out[LISTIO_NAME_MAX];
-	return listio_normalise_name(text, strlen(text), out) == 0 ? out : NULL;
+	static char out[SNAPSHOT_NAME_TEXT_MAX];
+	return snapshot_name_text(text, strlen(text), out) == 0 ? out : NULL;
 }
 
 Test(names, normalise_like_the_dns_name_domain)
@@ -67,7 +68,7 @@ Test(names, normalise_like_the_dns_name_domain)
 }
 
 struct got {
-	char names[8][LISTIO_NAME_MAX];
+	char names[8][SNAPSHOT_NAME_TEXT_MAX];
 	char comments[8][600];
 	int n;
 };
