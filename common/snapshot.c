@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,12 @@ struct file_header {
 	uint64_t name_count;
 	uint64_t name_home_slots;
 	struct file_section sections[SEC_COUNT];
+	uint8_t base_sha256[32];   /* the feed base this snapshot needs; all zero for none */
 };
-static_assert(sizeof(struct file_header) == 208, "format 1 header is 208 bytes");
+static_assert(sizeof(struct file_header) == 240, "format 2 header is 240 bytes");
 static_assert(offsetof(struct file_header, sha256) == 48, "checksum at 48");
 static_assert(offsetof(struct file_header, sections) == 96, "section table at 96");
+static_assert(offsetof(struct file_header, base_sha256) == 208, "base reference at 208");
 
 struct file_category {
 	uint32_t name;
@@ -327,6 +330,9 @@ struct vec {
 struct snapshot_builder {
 	uint64_t serial;
 	uint64_t seed;
+	bool has_base;
+	uint8_t base_sha256[32];
+	const struct snapshot *base;   /* for its categories, checked at write */
 	char *category_names[SNAPSHOT_MAX_CATEGORIES];
 	uint8_t category_kinds[SNAPSHOT_MAX_CATEGORIES];
 	uint32_t ncategories;
@@ -848,10 +854,22 @@ static void layout_sections(struct layout *l)
 	l->total = at;
 }
 
+/* An overlay's categories are the base's, index for index (see same_categories()). */
+static int check_base_categories(const struct snapshot_builder *b, char *err, size_t errlen)
+{
+	if (!b->base)
+		return 0;
+	bool same = b->ncategories == snapshot_category_count(b->base);
+	for (uint32_t i = 0; same && i < b->ncategories; i++)
+		same = strcmp(b->category_names[i], snapshot_category_name(b->base, i)) == 0 &&
+		       b->category_kinds[i] == snapshot_category_kind(b->base, i);
+	return same ? 0 : fail(err, errlen, EINVAL, "categories differ from the base's");
+}
+
 int snapshot_builder_write(struct snapshot_builder *b, const char *path, char *err, size_t errlen)
 {
 	int rc = check_unique_ids(b, err, errlen);
-	if (rc < 0)
+	if (rc < 0 || (rc = check_base_categories(b, err, errlen)) < 0)
 		return rc;
 	struct flat f4 = { 0 }, f6 = { 0 };
 	struct strbuf sb = { 0 };
@@ -986,6 +1004,8 @@ int snapshot_builder_write(struct snapshot_builder *b, const char *path, char *e
 	hdr->name_home_slots = home_slots;
 	for (int i = 0; i < SEC_COUNT; i++)
 		hdr->sections[i] = (struct file_section){ l.offset[i], l.size[i] };
+	if (b->has_base)
+		memcpy(hdr->base_sha256, b->base_sha256, 32);
 	if ((rc = snapshot_seal_buffer(img, l.total)) < 0) {
 		rc = fail(err, errlen, -rc, "cannot compute SHA-256");
 		goto out;
@@ -1005,6 +1025,9 @@ out:
 /* ---- Reader ---- */
 
 struct snapshot {
+	atomic_uint refs;          /* its opener's, plus one per overlay attached to it */
+	struct snapshot *base;     /* attached feed base, or NULL */
+	bool list_names;           /* a name carries a national block or tenant rules */
 	uint8_t *mem;
 	size_t map_len;
 	const struct file_header *hdr;
@@ -1072,8 +1095,8 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 			    "format version %u is not supported (this reader reads version %u)",
 			    h->format_version, SNAPSHOT_FORMAT_VERSION);
 	if (h->header_size != sizeof *h)
-		return fail(err, errlen, EBADMSG, "header size %u, version 1 has %zu",
-			    h->header_size, sizeof *h);
+		return fail(err, errlen, EBADMSG, "header size %u, version %u has %zu",
+			    h->header_size, SNAPSHOT_FORMAT_VERSION, sizeof *h);
 	if (h->content_size != len - sizeof *h)
 		return fail(err, errlen, EBADMSG,
 			    "%s: header says %llu content bytes, the file has %zu",
@@ -1294,6 +1317,7 @@ static int validate(struct snapshot *s, size_t len, char *err, size_t errlen)
 			return fail(err, errlen, EBADMSG, "name slot %llu: stray rules index",
 				    (unsigned long long)i);
 		}
+		s->list_names |= (sl->mask & (NAME_NATIONAL_BLOCK | NAME_TENANT_RULES)) != 0;
 		p0 = sl->k0;
 		p1 = sl->k1;
 		occupied++;
@@ -1315,6 +1339,7 @@ static struct snapshot *finish_open(uint8_t *mem, size_t map_len, size_t len, ch
 		errno = ENOMEM;
 		return NULL;
 	}
+	atomic_init(&s->refs, 1);
 	s->mem = mem;
 	s->map_len = map_len;
 	s->hdr = (const struct file_header *)mem;
@@ -1393,10 +1418,81 @@ struct snapshot *snapshot_open(const char *path, char *err, size_t errlen)
 
 void snapshot_close(struct snapshot *s)
 {
-	if (!s)
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	snapshot_close(s->base);
 	munmap(s->mem, s->map_len);
 	free(s);
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+const uint8_t *snapshot_base_checksum(const struct snapshot *s)
+{
+	return is_zero(s->hdr->base_sha256, 32) ? NULL : s->hdr->base_sha256;
+}
+
+bool snapshot_is_complete(const struct snapshot *s)
+{
+	return s->base || !snapshot_base_checksum(s);
+}
+
+const struct snapshot *snapshot_base(const struct snapshot *s)
+{
+	return s->base;
+}
+
+/* The category tables must be the same, index for index: the base's name masks and the
+ * overlay's tenant masks use the same bits. */
+static bool same_categories(const struct snapshot *a, const struct snapshot *b)
+{
+	if (a->ncategories != b->ncategories)
+		return false;
+	for (uint32_t i = 0; i < a->ncategories; i++)
+		if (a->categories[i].kind != b->categories[i].kind ||
+		    strcmp(snapshot_category_name(a, i), snapshot_category_name(b, i)) != 0)
+			return false;
+	return true;
+}
+
+int snapshot_attach_base(struct snapshot *s, struct snapshot *base, char *err, size_t errlen)
+{
+	const uint8_t *want = snapshot_base_checksum(s);
+	if (!want || s->base)
+		return fail(err, errlen, EINVAL, "%s", want ? "a base is already attached"
+							    : "this snapshot names no base");
+	if (memcmp(want, base->hdr->sha256, 32) != 0)
+		return fail(err, errlen, ENOENT, "the base's checksum is not the one this snapshot "
+						 "names");
+	if (snapshot_base_checksum(base) || base->ntenants || base->nnet4 || base->nnet6 ||
+	    base->list_names)
+		return fail(err, errlen, EINVAL, "a base holds feed names only (no base of its own, "
+						 "tenants, networks, national blocks or tenant rules)");
+	if (base->seed != s->seed)
+		return fail(err, errlen, EINVAL, "hash seed differs from the base's");
+	if (!same_categories(s, base))
+		return fail(err, errlen, EINVAL, "categories differ from the base's");
+	atomic_fetch_add_explicit(&base->refs, 1, memory_order_relaxed);
+	s->base = base;
+	return 0;
+}
+
+/* Here rather than with the writer: it reads the base's header. */
+int snapshot_builder_set_base(struct snapshot_builder *b, const struct snapshot *base)
+{
+	if (b->names.count || snapshot_base_checksum(base))
+		return -EINVAL;
+	b->seed = base->seed;
+	b->has_base = true;
+	memcpy(b->base_sha256, base->hdr->sha256, 32);
+	b->base = base;
+	return 0;
 }
 
 uint64_t snapshot_serial(const struct snapshot *s)
@@ -1596,20 +1692,37 @@ void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index,
 	}
 	const size_t name_len = pos + 1;
 
-	/* Hash every suffix and prefetch its home slot first, so the cache misses of the
-	 * probes overlap instead of queuing one after another. */
+	/* Hash every suffix and prefetch its home slots first, so the cache misses of the
+	 * probes overlap instead of queuing one after another. An overlay shares its base's
+	 * seed, so one key serves both tables. */
+	const struct snapshot *base = s->base;
 	uint64_t keys[SNAPSHOT_MAX_NAME_WIRE / 2][2];
 	for (unsigned i = 0; i < nlabels; i++) {
 		name_key(name + starts[i], name_len - starts[i], s->seed, &keys[i][0], &keys[i][1]);
 		__builtin_prefetch(&s->slots[home_slot(keys[i][0], s->home_slots)]);
+		if (base)
+			__builtin_prefetch(&base->slots[home_slot(keys[i][0], base->home_slots)]);
 	}
 
 	const bool has_tenant = tenant_index < s->ntenants;
 	for (unsigned i = 0; i < nlabels; i++) {
+		const uint8_t at = starts[i];
+		/* The base holds feed names and their passthru exceptions only (checked when
+		 * it was attached): categories and national allows. */
+		const struct file_slot *bsl = base ? find_slot(base, keys[i][0], keys[i][1]) : NULL;
+		if (bsl) {
+			uint32_t fresh = bsl->mask & NAME_CATEGORIES & ~out->categories;
+			out->categories |= fresh;
+			for (; fresh; fresh &= fresh - 1)
+				out->category_at[__builtin_ctz(fresh)] = at;
+			if ((bsl->mask & NAME_NATIONAL_ALLOW) && !out->national_allow) {
+				out->national_allow = true;
+				out->national_allow_at = at;
+			}
+		}
 		const struct file_slot *sl = find_slot(s, keys[i][0], keys[i][1]);
 		if (!sl)
 			continue;
-		const uint8_t at = starts[i];
 		uint32_t fresh = sl->mask & NAME_CATEGORIES & ~out->categories;
 		out->categories |= fresh;
 		for (; fresh; fresh &= fresh - 1)

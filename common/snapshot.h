@@ -3,7 +3,10 @@
  * Writer: a snapshot_builder copies everything it is given and is freed with
  * snapshot_builder_free(). Reader: snapshot_open*() returns an immutable, fully validated
  * snapshot that any number of threads may query without locks; every pointer it hands out
- * points into it and lives until snapshot_close(). Layout, byte by byte: docs/snapshot.md.
+ * points into it and lives until snapshot_close(). A policy may come in two files: a feed
+ * base (the feed names, which change with a feed refresh) and an overlay naming it (everything
+ * else, which a one-row change recompiles); snapshot_attach_base() joins them, and the overlay
+ * then answers for both. Layout, byte by byte: docs/snapshot.md.
  */
 #ifndef AEGIS_SNAPSHOT_H
 #define AEGIS_SNAPSHOT_H
@@ -13,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SNAPSHOT_FORMAT_VERSION 1
+#define SNAPSHOT_FORMAT_VERSION 2
 #define SNAPSHOT_MAX_CATEGORIES 24
 #define SNAPSHOT_MAX_NAME_WIRE  255   /* RFC 1035 limit, root label included */
 #define SNAPSHOT_MAX_STRING     65535
@@ -66,7 +69,7 @@ struct snapshot_tenant {
 	uint8_t sinkhole_v6[16];
 	uint32_t reserved1;
 };
-static_assert(sizeof(struct snapshot_tenant) == 64, "tenant record is 64 bytes in format 1");
+static_assert(sizeof(struct snapshot_tenant) == 64, "tenant record is 64 bytes");
 
 /* What snapshot_match_name() found. "_at" is the offset in the query's wire name of the most
  * specific suffix that matched (the first one met walking from the full name up to the TLD),
@@ -124,6 +127,15 @@ struct snapshot_tenant_spec {
 /* A new, empty builder with a random hash seed; NULL when out of memory or entropy. */
 struct snapshot_builder *snapshot_builder_new(uint64_t serial) __attribute__((warn_unused_result));
 
+struct snapshot;
+
+/* Makes the builder's snapshot an overlay of base (an open snapshot with no base of its
+ * own): it takes the base's hash seed and names its checksum, and its categories must be the
+ * base's, in the same order (checked by snapshot_builder_write). Call it before adding any
+ * name. -EINVAL otherwise. base must stay open until the write. */
+int snapshot_builder_set_base(struct snapshot_builder *b, const struct snapshot *base)
+	__attribute__((warn_unused_result));
+
 /* Returns the category's index (its bit number, 0..23), -EEXIST for a name already added,
  * -ENOSPC past 24, -EINVAL for an empty name or unknown kind. Add categories first: tenant
  * masks and feeds refer to them. */
@@ -163,8 +175,6 @@ void snapshot_builder_free(struct snapshot_builder *b);
 
 /* ---- Reader ---- */
 
-struct snapshot;
-
 /* Reads path into private memory (so a file rewritten in place cannot change bytes already
  * validated), checks magic, version, sizes and SHA-256, and validates every offset, index and
  * count, so no later lookup can read out of bounds even from a hostile file. NULL with the
@@ -176,14 +186,34 @@ struct snapshot *snapshot_open(const char *path, char *err, size_t errlen)
 struct snapshot *snapshot_open_buffer(const void *data, size_t len, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Drops the caller's reference; the memory goes with the last one (an overlay holds one on
+ * its base). */
 void snapshot_close(struct snapshot *s);
+
+/* The checksum of the feed base this snapshot needs, or NULL for a self-contained one. */
+const uint8_t *snapshot_base_checksum(const struct snapshot *s);
+
+/* Joins an overlay with the base it names: checks the checksum, that the base holds feed
+ * names only, the same hash seed and the same categories, then takes a reference on base (the
+ * caller keeps its own). From then on snapshot_match_name() on s consults both. 0, or
+ * -ENOENT (not the base s names) or -EINVAL, with the reason in err. Not thread-safe: attach
+ * before s is shared. */
+int snapshot_attach_base(struct snapshot *s, struct snapshot *base, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* False for an overlay whose base is not attached: it must not judge queries (its feed names
+ * would be missing). */
+bool snapshot_is_complete(const struct snapshot *s);
+
+/* The attached base, or NULL. */
+const struct snapshot *snapshot_base(const struct snapshot *s);
 
 uint64_t snapshot_serial(const struct snapshot *s);
 uint64_t snapshot_created(const struct snapshot *s);          /* unix seconds, for "age" */
 const uint8_t *snapshot_checksum(const struct snapshot *s);   /* 32 bytes of SHA-256 */
 uint32_t snapshot_tenant_count(const struct snapshot *s);
 uint32_t snapshot_interval_count(const struct snapshot *s, int family); /* after flattening */
-uint64_t snapshot_name_count(const struct snapshot *s);
+uint64_t snapshot_name_count(const struct snapshot *s);    /* this file's own, not its base's */
 uint32_t snapshot_category_count(const struct snapshot *s);
 
 /* NULL when index is out of range. */

@@ -22,7 +22,8 @@
 #define H_NAME_COUNT  80
 #define H_HOME_SLOTS  88
 #define H_SECTIONS    96
-#define HEADER_SIZE   208
+#define H_BASE_SHA    208
+#define HEADER_SIZE   240
 enum { S_STRINGS, S_CATEGORIES, S_TENANTS, S_NET4, S_NET6, S_NAMES, S_RULES };
 
 enum { CAT_MALWARE, CAT_PHISHING, CAT_ADULT };
@@ -774,13 +775,13 @@ Test(snapshot, wrong_magic_version_checksum)
 	snapshot_seal_buffer(d, len);
 	expect_refused_with(d, len, "magic");
 	d[0] = 'A';
-	put32(d, H_VERSION, 2);
-	expect_refused_with(d, len, "version 2");
-	put32(d, H_VERSION, 0);
-	snapshot_seal_buffer(d, len);
-	expect_refused_with(d, len, "version 0");
+	put32(d, H_VERSION, 3);
+	expect_refused_with(d, len, "version 3");
 	put32(d, H_VERSION, 1);
-	put32(d, H_HEADER_SIZE, 216);
+	snapshot_seal_buffer(d, len);
+	expect_refused_with(d, len, "format version 1 is not supported");
+	put32(d, H_VERSION, 2);
+	put32(d, H_HEADER_SIZE, 208);
 	snapshot_seal_buffer(d, len);
 	expect_refused_with(d, len, "header size");
 	put32(d, H_HEADER_SIZE, HEADER_SIZE);
@@ -788,8 +789,11 @@ Test(snapshot, wrong_magic_version_checksum)
 	d[len - 1] ^= 1;
 	expect_refused_with(d, len, "checksum");
 	d[len - 1] ^= 1;
-	/* The header is covered too: a changed serial or seed is corruption. */
+	/* The header is covered too: a changed serial, seed or base reference is corruption. */
 	put64(d, H_SERIAL, 43);
+	expect_refused_with(d, len, "checksum");
+	put64(d, H_SERIAL, 42);
+	d[H_BASE_SHA + 5] = 1;
 	expect_refused_with(d, len, "checksum");
 	free(d);
 }
@@ -1093,4 +1097,163 @@ Test(snapshot, two_hundred_thousand_names, .timeout = 30)
 	}
 	snapshot_close(s);
 	unlink(path);
+}
+
+/* ---- feed base and overlay ---- */
+
+enum split_part { PART_ALL, PART_BASE, PART_OVERLAY };
+
+/* The same policy as one snapshot (PART_ALL) or split: feed names and their passthru
+ * exceptions in the base, everything else in the overlay. */
+static struct snapshot_builder *split_builder(enum split_part part, const struct snapshot *base)
+{
+	struct snapshot_builder *b = snapshot_builder_new(part == PART_BASE ? 7 : 8);
+	cr_assert_not_null(b);
+	if (base)
+		cr_assert_eq(snapshot_builder_set_base(b, base), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "malware", SNAPSHOT_CATEGORY_THREAT), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "phishing", SNAPSHOT_CATEGORY_THREAT), 1);
+	cr_assert_eq(snapshot_builder_add_category(b, "adult", SNAPSHOT_CATEGORY_CONTENT), 2);
+	if (part != PART_OVERLAY) {
+		cr_assert_eq(snapshot_builder_add_name(b, "bad.example", SNAPSHOT_FEED, CAT_MALWARE), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "phish.bad.example", SNAPSHOT_FEED,
+						       CAT_PHISHING), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "adult.example", SNAPSHOT_FEED, CAT_ADULT), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "ok.bad.example", SNAPSHOT_NATIONAL_ALLOW, 0),
+			     0);
+	}
+	if (part != PART_BASE) {
+		add_tenant(b, "Municipality", 1u << CAT_MALWARE, 1u << CAT_ADULT, T_MUNI);
+		add_tenant(b, "School 1", 7, 0, T_SCHOOL);
+		cr_assert_eq(snapshot_builder_add_network(b, T_MUNI, "10.0.0.0/16"), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "evil.example", SNAPSHOT_NATIONAL_BLOCK, 0), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "gov.example", SNAPSHOT_NATIONAL_ALLOW, 0), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "x.adult.example", SNAPSHOT_FEED, CAT_MALWARE),
+			     0);
+		cr_assert_eq(snapshot_builder_add_name(b, "phish.bad.example", SNAPSHOT_TENANT_ALLOW,
+						       T_MUNI), 0);
+		cr_assert_eq(snapshot_builder_add_name(b, "deny.example", SNAPSHOT_TENANT_DENY,
+						       T_SCHOOL), 0);
+	}
+	return b;
+}
+
+static struct snapshot *split_open(enum split_part part, const struct snapshot *base, char *p)
+{
+	char err[256] = "";
+	strcpy(p, "/tmp/aegis-test-split-XXXXXX");
+	int fd = mkstemp(p);
+	cr_assert(fd >= 0);
+	close(fd);
+	struct snapshot_builder *b = split_builder(part, base);
+	cr_assert_eq(snapshot_builder_write(b, p, err, sizeof err), 0, "%s", err);
+	snapshot_builder_free(b);
+	struct snapshot *s = snapshot_open(p, err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	unlink(p);
+	return s;
+}
+
+Test(snapshot, base_and_overlay_match_as_one_snapshot)
+{
+	char p[64], err[256] = "";
+	struct snapshot *all = split_open(PART_ALL, NULL, p);
+	struct snapshot *base = split_open(PART_BASE, NULL, p);
+	struct snapshot *overlay = split_open(PART_OVERLAY, base, p);
+
+	cr_assert_null(snapshot_base_checksum(all));
+	cr_assert_null(snapshot_base_checksum(base));
+	cr_assert_eq(memcmp(snapshot_base_checksum(overlay), snapshot_checksum(base), 32), 0);
+	cr_assert(snapshot_is_complete(all));
+	cr_assert_not(snapshot_is_complete(overlay));
+	cr_assert_eq(snapshot_attach_base(overlay, base, err, sizeof err), 0, "%s", err);
+	cr_assert(snapshot_is_complete(overlay));
+	cr_assert_eq(snapshot_base(overlay), base);
+	cr_assert_eq(snapshot_attach_base(overlay, base, err, sizeof err), -EINVAL);
+	/* The overlay holds its own reference: the caller's may go first. */
+	snapshot_close(base);
+
+	const char *const names[] = {
+		"bad.example", "www.Phish.BAD.example", "ok.bad.example", "a.ok.bad.example",
+		"adult.example", "x.adult.example", "evil.example", "bad.evil.example",
+		"gov.example", "bad.gov.example", "deny.example", "phish.bad.example",
+		"nothing.example", "example", long_name(),
+	};
+	const uint32_t tenants[] = { T_MUNI, T_SCHOOL, UINT32_MAX };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		for (size_t t = 0; t < 3; t++) {
+			struct snapshot_match one, two;
+			match(all, tenants[t], names[i], &one);
+			match(overlay, tenants[t], names[i], &two);
+			cr_assert_eq(memcmp(&one, &two, sizeof one), 0, "%s for tenant %u", names[i],
+				     tenants[t]);
+		}
+	/* And the merge really used both tables. */
+	struct snapshot_match m;
+	match(overlay, T_MUNI, "a.x.adult.example", &m);
+	cr_assert_eq(m.categories, (1u << CAT_MALWARE) | (1u << CAT_ADULT));
+	cr_assert_eq(m.category_at[CAT_MALWARE], 2);   /* x.adult.example */
+	cr_assert_eq(m.category_at[CAT_ADULT], 4);     /* adult.example */
+	match(overlay, T_MUNI, "ok.bad.example", &m);
+	cr_assert(m.national_allow);
+	cr_assert_eq(m.categories, 1u << CAT_MALWARE);
+	snapshot_close(overlay);
+	snapshot_close(all);
+}
+
+Test(snapshot, base_refused_when_it_does_not_fit)
+{
+	char p[64], err[256] = "";
+	struct snapshot *base = split_open(PART_BASE, NULL, p);
+	struct snapshot *other = split_open(PART_BASE, NULL, p);
+	struct snapshot *all = split_open(PART_ALL, NULL, p);
+	struct snapshot *overlay = split_open(PART_OVERLAY, base, p);
+
+	cr_assert_eq(snapshot_attach_base(overlay, other, err, sizeof err), -ENOENT);
+	cr_assert(strstr(err, "checksum"), "%s", err);
+	cr_assert_eq(snapshot_attach_base(all, base, err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "names no base"), "%s", err);
+	cr_assert_not(snapshot_is_complete(overlay));
+
+	/* A full snapshot is no base: it holds tenants and lists. */
+	cr_assert_eq(snapshot_attach_base(all, all, err, sizeof err), -EINVAL);
+	struct snapshot_builder *b = snapshot_builder_new(9);
+	cr_assert_eq(snapshot_builder_set_base(b, all), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "malware", SNAPSHOT_CATEGORY_THREAT), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "phishing", SNAPSHOT_CATEGORY_THREAT), 1);
+	cr_assert_eq(snapshot_builder_add_category(b, "adult", SNAPSHOT_CATEGORY_CONTENT), 2);
+	make_path();
+	cr_assert_eq(snapshot_builder_write(b, path, err, sizeof err), 0, "%s", err);
+	snapshot_builder_free(b);
+	struct snapshot *on_full = snapshot_open(path, err, sizeof err);
+	cr_assert_not_null(on_full, "%s", err);
+	unlink(path);
+	cr_assert_eq(snapshot_attach_base(on_full, all, err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "feed names only"), "%s", err);
+	snapshot_close(on_full);
+
+	/* An overlay cannot be a base, nor be set as one after names were added. */
+	b = snapshot_builder_new(10);
+	cr_assert_eq(snapshot_builder_set_base(b, overlay), -EINVAL);
+	cr_assert_eq(snapshot_builder_add_category(b, "malware", SNAPSHOT_CATEGORY_THREAT), 0);
+	cr_assert_eq(snapshot_builder_add_name(b, "a.example", SNAPSHOT_FEED, 0), 0);
+	cr_assert_eq(snapshot_builder_set_base(b, base), -EINVAL);
+	snapshot_builder_free(b);
+
+	/* Categories must be the base's, index for index. */
+	b = snapshot_builder_new(11);
+	cr_assert_eq(snapshot_builder_set_base(b, base), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "phishing", SNAPSHOT_CATEGORY_THREAT), 0);
+	cr_assert_eq(snapshot_builder_add_category(b, "malware", SNAPSHOT_CATEGORY_THREAT), 1);
+	cr_assert_eq(snapshot_builder_add_category(b, "adult", SNAPSHOT_CATEGORY_CONTENT), 2);
+	make_path();
+	cr_assert_eq(snapshot_builder_write(b, path, err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "categories differ"), "%s", err);
+	snapshot_builder_free(b);
+	unlink(path);
+
+	snapshot_close(overlay);
+	snapshot_close(all);
+	snapshot_close(other);
+	snapshot_close(base);
 }
