@@ -526,18 +526,8 @@ int snapshot_builder_add_network(struct snapshot_builder *b, uint32_t tenant_ind
 	return 0;
 }
 
-int snapshot_builder_add_name(struct snapshot_builder *b, const char *name, enum snapshot_list list,
-			      uint32_t arg)
-{
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t len;
-	if (snapshot_parse_name(name, wire, &len) < 0)
-		return -EINVAL;
-	return snapshot_builder_add_wire(b, wire, len, list, arg);
-}
-
-int snapshot_builder_add_wire(struct snapshot_builder *b, const uint8_t *wire, size_t len,
-			      enum snapshot_list list, uint32_t arg)
+static int add_wire(struct snapshot_builder *b, const uint8_t *wire, size_t len,
+		    enum snapshot_list list, uint32_t arg)
 {
 	uint32_t mask;
 	uint32_t kind = 0;
@@ -583,6 +573,16 @@ int snapshot_builder_add_wire(struct snapshot_builder *b, const uint8_t *wire, s
 	}
 	*s = (struct file_slot){ .k0 = k0, .k1 = k1, .mask = mask };
 	return 0;
+}
+
+int snapshot_builder_add_name(struct snapshot_builder *b, const char *name, enum snapshot_list list,
+			      uint32_t arg)
+{
+	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
+	size_t len;
+	if (snapshot_parse_name(name, wire, &len) < 0)
+		return -EINVAL;
+	return add_wire(b, wire, len, list, arg);
 }
 
 /* -- network flattening -- */

@@ -160,10 +160,6 @@ int snapshot_builder_add_network(struct snapshot_builder *b, uint32_t tenant_ind
  * and skip those), -ERANGE for an unknown list, tenant or category. Duplicates merge. */
 int snapshot_builder_add_name(struct snapshot_builder *b, const char *name, enum snapshot_list list,
 			      uint32_t arg) __attribute__((warn_unused_result));
-/* The same for a name snapshot_parse_name() already produced (a caller that keeps names
- * between builds parses them once); wire is copied. */
-int snapshot_builder_add_wire(struct snapshot_builder *b, const uint8_t *wire, size_t len,
-			      enum snapshot_list list, uint32_t arg) __attribute__((warn_unused_result));
 
 /* Compiles and writes the snapshot: a temporary file beside path, fsync, rename, so a reader
  * never sees half a file. Returns 0, or a negative errno with the reason in err (for instance

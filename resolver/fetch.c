@@ -28,7 +28,12 @@ struct fetch {
 	struct event *timer;
 	fetch_version_fn version;
 	fetch_apply_fn apply;
+	fetch_apply_fn apply_base;
 	void *arg;
+	/* A snapshot that waits for its feed base: the next request asks for the base. */
+	uint8_t *pending;
+	size_t pending_len;
+	char base_hex[65];
 	unsigned backoff_ms;
 	char last_error[256];     /* reported to tenantd with the next request */
 	char last_logged[256];    /* so a lasting failure is logged once */
@@ -108,14 +113,95 @@ static int unzstd(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 	return 0;
 }
 
+static void drop_pending(struct fetch *f)
+{
+	free(f->pending);
+	f->pending = NULL;
+	f->pending_len = 0;
+	f->base_hex[0] = '\0';
+}
+
+static void succeeded(struct fetch *f)
+{
+	f->last_error[0] = '\0';
+	f->last_logged[0] = '\0';
+	f->backoff_ms = 0;
+	schedule(f, 0);
+}
+
+static void refused(struct fetch *f, const char *what, const char *err)
+{
+	/* tenantd hears of it with the next request; the node keeps its snapshot. */
+	snprintf(f->last_error, sizeof f->last_error, "%s refused: %s", what, err);
+	failed(f, f->last_error);
+}
+
+/* A snapshot (or, with base_hex set, the base the pending one waits for) arrived decoded. */
+static void take(struct fetch *f, uint8_t *plain, const uint8_t *data, size_t len)
+{
+	char err[200] = "";
+	uint8_t need[32];
+	const bool with_base = f->base_hex[0] != '\0';
+	if (with_base) {
+		int rc = f->apply_base(f->arg, data, len, NULL, err, sizeof err);
+		free(plain);
+		if (rc < 0) {
+			drop_pending(f);
+			refused(f, "snapshot base", err);
+			return;
+		}
+		plain = f->pending;
+		data = plain;
+		len = f->pending_len;
+		f->pending = NULL;
+		f->base_hex[0] = '\0';
+	}
+	int rc = f->apply(f->arg, data, len, need, err, sizeof err);
+	if (rc == 1 && with_base) {
+		free(plain);
+		refused(f, "snapshot", "the base received is not the one it names");
+		return;
+	}
+	if (rc == 1) {
+		/* Keep the snapshot, fetch its base next. */
+		if (!plain && (plain = malloc(len ? len : 1)) != NULL)
+			memcpy(plain, data, len);
+		if (!plain) {
+			failed(f, "out of memory");
+			return;
+		}
+		f->pending = plain;
+		f->pending_len = len;
+		for (int i = 0; i < 32; i++)
+			snprintf(f->base_hex + 2 * i, 3, "%02x", need[i]);
+		schedule(f, 0);
+		return;
+	}
+	free(plain);
+	if (rc < 0) {
+		refused(f, "snapshot", err);
+		return;
+	}
+	succeeded(f);
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
 	struct fetch *f = arg;
 	if (!req) {
+		drop_pending(f);
 		failed(f, "no answer from tenantd");
 		return;
 	}
 	int code = evhttp_request_get_response_code(req);
+	if (code == 404 && f->base_hex[0]) {
+		/* tenantd moved on to another base meanwhile: ask for its current snapshot. */
+		drop_pending(f);
+		schedule(f, 0);
+		return;
+	}
+	if (code != 200)
+		drop_pending(f);
 	if (code == 304) {
 		f->backoff_ms = 0;
 		f->last_logged[0] = '\0';
@@ -140,10 +226,10 @@ static void on_response(struct evhttp_request *req, void *arg)
 	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req),
 					     "Content-Encoding");
 	uint8_t *plain = NULL;
-	char err[200] = "";
 	bool zst = enc && strcmp(enc, "zstd") == 0, gz = enc && strcmp(enc, "gzip") == 0;
 	if (zst || gz) {
 		if ((zst ? unzstd : gunzip)(data, len, &plain, &len) < 0) {
+			drop_pending(f);
 			snprintf(f->last_error, sizeof f->last_error, "snapshot: bad %s body",
 				 zst ? "zstd" : "gzip");
 			failed(f, f->last_error);
@@ -151,18 +237,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 		}
 		data = plain;
 	}
-	int rc = f->apply(f->arg, data, len, err, sizeof err);
-	free(plain);
-	if (rc < 0) {
-		/* tenantd hears of it with the next request; the node keeps its snapshot. */
-		snprintf(f->last_error, sizeof f->last_error, "snapshot refused: %s", err);
-		failed(f, f->last_error);
-		return;
-	}
-	f->last_error[0] = '\0';
-	f->last_logged[0] = '\0';
-	f->backoff_ms = 0;
-	schedule(f, 0);
+	take(f, plain, data, len);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -179,8 +254,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	uint64_t v = f->version(f->arg);
 	const char *path = evhttp_uri_get_path(f->uri);
-	snprintf(target, sizeof target, "%s/v1/snapshot?wait=%u",
-		 path && strcmp(path, "/") != 0 ? path : "", f->wait_s);
+	path = path && strcmp(path, "/") != 0 ? path : "";
+	if (f->base_hex[0])
+		snprintf(target, sizeof target, "%s/v1/snapshot/base/%s", path, f->base_hex);
+	else
+		snprintf(target, sizeof target, "%s/v1/snapshot?wait=%u", path, f->wait_s);
 	snprintf(etag, sizeof etag, "\"%llu\"", (unsigned long long)v);
 	snprintf(running, sizeof running, "%llu", (unsigned long long)v);
 	snprintf(auth, sizeof auth, "Bearer %s", f->token);
@@ -201,7 +279,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct fetch *fetch_start(struct event_base *base, const struct fetch_config *cfg,
-			  fetch_version_fn version, fetch_apply_fn apply, void *arg)
+			  fetch_version_fn version, fetch_apply_fn apply, fetch_apply_fn apply_base,
+			  void *arg)
 {
 	struct fetch *f = calloc(1, sizeof *f);
 	if (!f)
@@ -212,6 +291,7 @@ struct fetch *fetch_start(struct event_base *base, const struct fetch_config *cf
 	f->wait_s = cfg->wait_s;
 	f->version = version;
 	f->apply = apply;
+	f->apply_base = apply_base;
 	f->arg = arg;
 	f->uri = f->url ? evhttp_uri_parse(f->url) : NULL;
 	const char *scheme = f->uri ? evhttp_uri_get_scheme(f->uri) : NULL;
@@ -245,6 +325,7 @@ void fetch_stop(struct fetch *f)
 		evhttp_connection_free(f->conn);
 	if (f->uri)
 		evhttp_uri_free(f->uri);
+	free(f->pending);
 	free(f->url);
 	free(f->token);
 	free(f);

@@ -1,5 +1,6 @@
 /* main.c -- aegis-resolver: the tenant-aware, policy-enforcing caching DNS resolver node. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -243,22 +244,81 @@ static void load_snapshot(void)
 		log_warn("policy_kept", "path=%s", watch.path);
 }
 
-/* A snapshot from tenantd: validated, written beside the watched file and renamed over it
- * (the last good policy survives a restart without tenantd), then published. */
-static int apply_fetched(void *arg, const uint8_t *data, size_t len, char *err, size_t errlen)
+/* Feed bases beside the policy file other than the one in use: left by earlier policies. */
+static void remove_other_bases(const struct snapshot *s)
+{
+	char keep[4200] = "", dir[4200];
+	const char *slash = strrchr(watch.path, '/');
+	const char *name = slash ? slash + 1 : watch.path;
+	const size_t prefix = strlen(name) + strlen(".base-");
+	const uint8_t *sum = snapshot_base_checksum(s);
+	if (sum)
+		snaphold_base_path(name, sum, keep, sizeof keep);
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - watch.path) : 1,
+		 slash ? watch.path : ".");
+	DIR *d = opendir(dir[0] ? dir : "/");
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		char path[8400];
+		if (strlen(e->d_name) != prefix + 64 || strncmp(e->d_name, name, strlen(name)) != 0 ||
+		    strncmp(e->d_name + strlen(name), ".base-", 6) != 0 ||
+		    strcmp(e->d_name, keep) == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* A snapshot from tenantd: validated, joined to its feed base (1 when the node lacks that
+ * base: the fetcher gets it first), written beside the watched file and renamed over it (the
+ * last good policy survives a restart without tenantd), then published. */
+static int apply_fetched(void *arg, const uint8_t *data, size_t len, uint8_t *need_base,
+			 char *err, size_t errlen)
 {
 	(void)arg;
 	struct snapshot *s = snapshot_open_buffer(data, len, err, errlen);
 	if (!s)
 		return -EINVAL;
-	if (atomicfile_write(watch.path, data, len, err, errlen) < 0) {
+	int rc = snaphold_join_base(node.policy, s, err, errlen);
+	if (rc == 1)
+		memcpy(need_base, snapshot_base_checksum(s), 32);
+	if (rc == 0 && atomicfile_write(watch.path, data, len, err, errlen) < 0)
+		rc = -EIO;
+	if (rc != 0) {
 		snapshot_close(s);
-		return -EIO;
+		return rc;
 	}
 	stat(watch.path, &watch.seen);
-	log_info("snapshot_fetched", "serial=%llu bytes=%zu", (unsigned long long)snapshot_serial(s),
-		 len);
+	log_info("snapshot_fetched", "serial=%llu bytes=%zu base=%llu",
+		 (unsigned long long)snapshot_serial(s), len,
+		 (unsigned long long)(snapshot_base(s) ? snapshot_serial(snapshot_base(s)) : 0));
+	remove_other_bases(s);
 	snaphold_publish(node.policy, s);
+	return 0;
+}
+
+/* A feed base from tenantd, before the snapshot that names it: validated and kept on disk
+ * under its checksum, so the node restarts with it. */
+static int apply_base(void *arg, const uint8_t *data, size_t len, uint8_t *need_base, char *err,
+		      size_t errlen)
+{
+	char path[4200];
+	(void)arg;
+	(void)need_base;
+	struct snapshot *b = snapshot_open_buffer(data, len, err, errlen);
+	if (!b)
+		return -EINVAL;
+	snaphold_base_path(watch.path, snapshot_checksum(b), path, sizeof path);
+	if (atomicfile_write(path, data, len, err, errlen) < 0) {
+		snapshot_close(b);
+		return -EIO;
+	}
+	log_info("snapshot_base_fetched", "serial=%llu bytes=%zu names=%llu",
+		 (unsigned long long)snapshot_serial(b), len,
+		 (unsigned long long)snapshot_name_count(b));
+	snaphold_keep_base(node.policy, b);
 	return 0;
 }
 
@@ -511,7 +571,8 @@ int main(int argc, char **argv)
 			goto out;
 		struct fetch_config fc = { .url = s->policy_url, .token = token,
 					   .wait_s = (unsigned)s->policy_longpoll_s };
-		if (!(fetcher = fetch_start(d.base, &fc, running_serial, apply_fetched, NULL)))
+		if (!(fetcher = fetch_start(d.base, &fc, running_serial, apply_fetched, apply_base,
+					       NULL)))
 			goto out;
 	}
 	struct timeval poll = { 0, SNAPSHOT_POLL_MS * 1000 };

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
@@ -15,8 +17,9 @@ struct snapref {
 };
 
 struct snaphold {
-	pthread_mutex_t lock;          /* guards current and the reference counts' 0 -> 1 */
+	pthread_mutex_t lock;          /* guards current, base and the reference counts' 0 -> 1 */
 	struct snapref *current;
+	struct snapshot *base;         /* the newest feed base this node has; a reference */
 	_Atomic uint64_t generation;   /* bumped on every publish; readers compare, not lock */
 	_Atomic uint64_t loaded_at;
 };
@@ -42,15 +45,18 @@ void snaphold_free(struct snaphold *h)
 	if (!h)
 		return;
 	ref_put(h->current);
+	snapshot_close(h->base);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
 void snaphold_publish(struct snaphold *h, struct snapshot *s)
 {
-	struct snapref *r = malloc(sizeof *r);
+	struct snapref *r = snapshot_is_complete(s) ? malloc(sizeof *r) : NULL;
 	if (!r) {
-		log_err("snapshot_publish_failed", "error=\"out of memory\"");
+		/* An overlay without its base would let every feed name through. */
+		log_err("snapshot_publish_failed", "error=\"%s\"",
+			snapshot_is_complete(s) ? "out of memory" : "its feed base is not attached");
 		snapshot_close(s);
 		return;
 	}
@@ -66,10 +72,69 @@ void snaphold_publish(struct snaphold *h, struct snapshot *s)
 	ref_put(old);
 }
 
+void snaphold_keep_base(struct snaphold *h, struct snapshot *base)
+{
+	pthread_mutex_lock(&h->lock);
+	struct snapshot *old = h->base;
+	h->base = base;
+	pthread_mutex_unlock(&h->lock);
+	snapshot_close(old);
+}
+
+int snaphold_join_base(struct snaphold *h, struct snapshot *s, char *err, size_t errlen)
+{
+	const uint8_t *want = snapshot_base_checksum(s);
+	if (!want)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	int rc = h->base && memcmp(snapshot_checksum(h->base), want, 32) == 0
+			 ? snapshot_attach_base(s, h->base, err, errlen)
+			 : 1;
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+void snaphold_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap)
+{
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	snprintf(out, cap, "%s.base-%s", path, hex);
+}
+
+/* The base an overlay file names: the one held, else the file beside it. */
+static int join_base_file(struct snaphold *h, struct snapshot *s, const char *path, char *err,
+			  size_t errlen)
+{
+	int rc = snaphold_join_base(h, s, err, errlen);
+	if (rc != 1)
+		return rc;
+	char base_path[4200];
+	snaphold_base_path(path, snapshot_base_checksum(s), base_path, sizeof base_path);
+	struct snapshot *base = snapshot_open(base_path, err, errlen);
+	if (!base)
+		return -(errno ? errno : EINVAL);
+	if ((rc = snapshot_attach_base(s, base, err, errlen)) < 0) {
+		snapshot_close(base);
+		return rc;
+	}
+	log_info("snapshot_base_loaded", "path=%s serial=%llu names=%llu", base_path,
+		 (unsigned long long)snapshot_serial(base),
+		 (unsigned long long)snapshot_name_count(base));
+	snaphold_keep_base(h, base);
+	return 0;
+}
+
 int snaphold_load_file(struct snaphold *h, const char *path)
 {
 	char err[256], quoted[300];
 	struct snapshot *s = snapshot_open(path, err, sizeof err);
+	if (s && join_base_file(h, s, path, err, sizeof err) < 0) {
+		size_t n = strlen(err);
+		snprintf(err + n, sizeof err - n, " (its feed base)");
+		snapshot_close(s);
+		s = NULL;
+	}
 	if (!s) {
 		int e = errno ? errno : EINVAL;
 		uint64_t serial, created, loaded_at;

@@ -19,23 +19,19 @@ struct tenant_ref {
 	uint32_t index;
 };
 
-/* Feed rows as the compile that read them left them: one byte category index (FEED_PASSTHRU
- * for an RPZ passthru), one byte wire length, the wire name. Parsed once, hashed per compile
- * (the builder's seed changes every compile). */
+/* An RPZ passthru row, in place of a category index. */
 #define FEED_PASSTHRU 0xFF
 
-struct feed_cache {
-	char revision[24];      /* feed_revision it was read under; "" when not valid */
-	uint8_t *rows;
-	size_t len, cap;
-	uint64_t skipped;       /* names the snapshot refused while filling it */
+struct feed_base {
+	char revision[24];        /* feed_revision it was built under; "" when none */
+	struct snapshot *snap;    /* the base, open and validated; NULL when none */
+	char path[4096];
+	uint64_t feed_names, passthru, skipped;   /* what its compile counted */
 };
 
 struct compiler {
-	struct snapshot_builder *b;
+	struct snapshot_builder *b;   /* the snapshot being loaded: the base, or the policy */
 	struct compile_stats *stats;
-	struct feed_cache *cache;   /* being filled by this compile's COPY, or NULL */
-	bool cache_oom;
 	char categories[SNAPSHOT_MAX_CATEGORIES][64];
 	int ncategories;
 	struct tenant_ref *tenants;   /* sorted by id, for lookups by id */
@@ -96,6 +92,7 @@ static int load_categories(PGconn *conn, struct compiler *c)
 	auto_pqclear PGresult *res = pg_query(conn, "SELECT name, kind FROM categories ORDER BY name");
 	if (!res)
 		return fail(c, -EIO, "cannot read categories");
+	c->ncategories = 0;
 	for (int r = 0; r < PQntuples(res); r++) {
 		const char *name = PQgetvalue(res, r, 0);
 		enum snapshot_category_kind kind = strcmp(PQgetvalue(res, r, 1), "threat") == 0
@@ -273,44 +270,8 @@ static int load_lists(PGconn *conn, struct compiler *c)
 	return 0;
 }
 
-static void add_feed_wire(struct compiler *c, const uint8_t *wire, size_t len, uint8_t cat)
-{
-	/* RPZ passthru is an exception to every category's block: exactly what a national
-	 * allow (precedence 4, just above categories) means. */
-	int rc = cat == FEED_PASSTHRU
-			 ? snapshot_builder_add_wire(c->b, wire, len, SNAPSHOT_NATIONAL_ALLOW, 0)
-			 : snapshot_builder_add_wire(c->b, wire, len, SNAPSHOT_FEED, cat);
-	if (rc < 0)
-		c->stats->skipped_names++;
-	else if (cat == FEED_PASSTHRU)
-		c->stats->passthru++;
-	else
-		c->stats->feed_names++;
-}
-
-static void cache_append(struct compiler *c, const uint8_t *wire, size_t len, uint8_t cat)
-{
-	struct feed_cache *fc = c->cache;
-	if (!fc || c->cache_oom)
-		return;
-	if (fc->len + 2 + len > fc->cap) {
-		size_t cap = fc->cap ? fc->cap * 2 : 1u << 20;
-		uint8_t *rows = realloc(fc->rows, cap);
-		if (!rows) {
-			/* The compile goes on; only the next one reads the feeds again. */
-			c->cache_oom = true;
-			return;
-		}
-		fc->rows = rows;
-		fc->cap = cap;
-	}
-	fc->rows[fc->len] = cat;
-	fc->rows[fc->len + 1] = (uint8_t)len;
-	memcpy(fc->rows + fc->len + 2, wire, len);
-	fc->len += 2 + len;
-}
-
-/* One feed row: "category<TAB>name<TAB>action". */
+/* One feed row: "category<TAB>name<TAB>action". A name the snapshot refuses is skipped and
+ * counted, as in add_name(). */
 static int feed_row(void *arg, char *line, size_t len)
 {
 	struct compiler *c = arg;
@@ -323,73 +284,123 @@ static int feed_row(void *arg, char *line, size_t len)
 	int cat = FEED_PASSTHRU;
 	if (strcmp(action, "passthru") != 0 && (cat = category_index(c, line)) < 0)
 		return 0;
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t wlen;
-	/* A name the snapshot refuses is skipped and counted, as in add_name(). */
-	if (snapshot_parse_name(name, wire, &wlen) < 0) {
+	/* RPZ passthru is an exception to every category's block: exactly what a national
+	 * allow (precedence 4, just above categories) means. */
+	int rc = cat == FEED_PASSTHRU
+			 ? snapshot_builder_add_name(c->b, name, SNAPSHOT_NATIONAL_ALLOW, 0)
+			 : snapshot_builder_add_name(c->b, name, SNAPSHOT_FEED, (uint32_t)cat);
+	if (rc < 0) {
 		c->stats->skipped_names++;
 		if (c->stats->skipped_names <= 5)
 			log_warn("compile_name_skipped", "name=%s list=feed error=\"%s\"", name,
-				 strerror(EINVAL));
-		return 0;
+				 strerror(-rc));
+	} else if (cat == FEED_PASSTHRU) {
+		c->stats->passthru++;
+	} else {
+		c->stats->feed_names++;
 	}
-	cache_append(c, wire, wlen, (uint8_t)cat);
-	add_feed_wire(c, wire, wlen, (uint8_t)cat);
 	return 0;
 }
 
-static void feeds_from_cache(struct compiler *c, const struct feed_cache *fc)
+static int load_feeds(PGconn *conn, struct compiler *c)
 {
-	for (size_t at = 0; at < fc->len; at += 2 + fc->rows[at + 1])
-		add_feed_wire(c, fc->rows + at + 2, fc->rows[at + 1], fc->rows[at]);
-	c->stats->skipped_names += fc->skipped;
-}
-
-/* The feed names are most of a national snapshot's input and change only with a feed refresh
- * (or an edit of feeds or categories): a compiler that keeps a cache reads them only when
- * feed_revision, read in this same transaction, moved since it filled the cache. */
-static int load_feeds(PGconn *conn, struct compiler *c, struct feed_cache *fc)
-{
-	char revision[24] = "";
-	if (fc) {
-		auto_pqclear PGresult *res = pg_query(conn, "SELECT revision::text FROM feed_revision");
-		if (!res || PQntuples(res) != 1)
-			return fail(c, -EIO, "cannot read the feed revision");
-		snprintf(revision, sizeof revision, "%s", PQgetvalue(res, 0, 0));
-		if (fc->revision[0] && strcmp(fc->revision, revision) == 0) {
-			feeds_from_cache(c, fc);
-			c->stats->feeds_cached = true;
-			return 0;
-		}
-		fc->revision[0] = '\0';
-		fc->len = 0;
-		c->cache = fc;
-	}
-	uint64_t skipped_before = c->stats->skipped_names;
 	/* Millions of rows: streamed, never held in one result. */
 	if (pg_copy_out(conn,
 			"COPY (SELECT f.category, e.name, e.action FROM feed_entries e "
 			"JOIN feeds f ON f.id = e.feed_id WHERE f.enabled) TO STDOUT",
 			feed_row, c) < 0)
 		return fail(c, -EIO, "cannot read feed entries");
-	if (fc && !c->cache_oom) {
-		fc->skipped = c->stats->skipped_names - skipped_before;
-		snprintf(fc->revision, sizeof fc->revision, "%s", revision);
-	}
 	return 0;
 }
 
-struct feed_cache *feed_cache_new(void)
+/* The categories move feed_revision too; comparing them as well costs one small query and
+ * keeps a missed bump from failing every later compile with "categories differ". */
+static bool base_categories_current(PGconn *conn, const struct feed_base *fb)
 {
-	return calloc(1, sizeof(struct feed_cache));
+	auto_pqclear PGresult *res = pg_query(conn, "SELECT name, kind FROM categories ORDER BY name");
+	if (!res || (uint32_t)PQntuples(res) != snapshot_category_count(fb->snap))
+		return false;
+	for (int r = 0; r < PQntuples(res); r++) {
+		enum snapshot_category_kind kind = strcmp(PQgetvalue(res, r, 1), "threat") == 0
+							   ? SNAPSHOT_CATEGORY_THREAT
+							   : SNAPSHOT_CATEGORY_CONTENT;
+		if (strcmp(PQgetvalue(res, r, 0), snapshot_category_name(fb->snap, (uint32_t)r)) != 0 ||
+		    snapshot_category_kind(fb->snap, (uint32_t)r) != kind)
+			return false;
+	}
+	return true;
 }
 
-void feed_cache_free(struct feed_cache *fc)
+/* The feed names are most of a national policy and change only with a feed refresh (or an
+ * edit of feeds or categories), which moves feed_revision in the writer's transaction. The
+ * base is rebuilt, beside the policy as base-<serial>.snap, only when the revision read in
+ * this compile's transaction differs from the one it was built under. */
+static int ensure_base(PGconn *conn, struct compiler *c, struct feed_base *fb, uint64_t serial,
+		       const char *out_path)
 {
-	if (!fc)
+	auto_pqclear PGresult *res = pg_query(conn, "SELECT revision::text FROM feed_revision");
+	if (!res || PQntuples(res) != 1)
+		return fail(c, -EIO, "cannot read the feed revision");
+	const char *revision = PQgetvalue(res, 0, 0);
+	if (fb->snap && strcmp(fb->revision, revision) == 0 && base_categories_current(conn, fb)) {
+		c->stats->feed_names = fb->feed_names;
+		c->stats->passthru = fb->passthru;
+		c->stats->skipped_names = fb->skipped;
+		c->stats->feeds_cached = true;
+		return 0;
+	}
+	char path[4096];
+	const char *slash = strrchr(out_path, '/');
+	snprintf(path, sizeof path, "%.*sbase-%llu.snap", slash ? (int)(slash - out_path + 1) : 0,
+		 out_path, (unsigned long long)serial);
+	struct snapshot_builder *b = snapshot_builder_new(serial);
+	if (!b)
+		return fail(c, -ENOMEM, "out of memory");
+	c->b = b;
+	int rc = load_categories(conn, c);
+	if (rc == 0)
+		rc = load_feeds(conn, c);
+	if (rc == 0)
+		rc = snapshot_builder_write(b, path, c->err, c->errlen);
+	snapshot_builder_free(b);
+	c->b = NULL;
+	if (rc < 0)
+		return rc;
+	/* Read back with the nodes' own reader, as the policy will be. */
+	struct snapshot *snap = snapshot_open(path, c->err, c->errlen);
+	if (!snap)
+		return -(errno ? errno : EINVAL);
+	snapshot_close(fb->snap);
+	fb->snap = snap;
+	snprintf(fb->path, sizeof fb->path, "%s", path);
+	snprintf(fb->revision, sizeof fb->revision, "%s", revision);
+	fb->feed_names = c->stats->feed_names;
+	fb->passthru = c->stats->passthru;
+	fb->skipped = c->stats->skipped_names;
+	return 0;
+}
+
+struct feed_base *feed_base_new(void)
+{
+	return calloc(1, sizeof(struct feed_base));
+}
+
+void feed_base_free(struct feed_base *fb)
+{
+	if (!fb)
 		return;
-	free(fc->rows);
-	free(fc);
+	snapshot_close(fb->snap);
+	free(fb);
+}
+
+struct snapshot *feed_base_snapshot(const struct feed_base *fb)
+{
+	return fb->snap;
+}
+
+const char *feed_base_path(const struct feed_base *fb)
+{
+	return fb->path;
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -399,31 +410,41 @@ static long elapsed_ms(const struct timespec *t0)
 	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path, struct feed_cache *cache,
+int compile_snapshot(PGconn *conn, uint64_t serial, const char *out_path, struct feed_base *fb,
 		     struct compile_stats *stats, char *err, size_t errlen)
 {
 	struct timespec t0;
 	struct compiler c = { .stats = stats, .err = err, .errlen = errlen };
+	struct snapshot_builder *b = NULL;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(stats, 0, sizeof *stats);
 	err[0] = '\0';
-	c.b = snapshot_builder_new(serial);
-	if (!c.b)
-		return fail(&c, -ENOMEM, "out of memory");
-	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
-		snapshot_builder_free(c.b);
+	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
 		return fail(&c, -EIO, "cannot start a transaction");
+	/* With a base, the feed names go there and the policy is its overlay; the base is
+	 * settled first because an overlay takes its base's hash seed before any name. */
+	if (fb && (rc = ensure_base(conn, &c, fb, serial, out_path)) < 0)
+		goto out;
+	if (!(b = snapshot_builder_new(serial))) {
+		rc = fail(&c, -ENOMEM, "out of memory");
+		goto out;
+	}
+	c.b = b;
+	if (fb && (rc = snapshot_builder_set_base(b, fb->snap)) < 0) {
+		fail(&c, rc, "cannot build on the feed base");
+		goto out;
 	}
 	if ((rc = load_categories(conn, &c)) == 0 && (rc = load_tenants(conn, &c)) == 0 &&
-	    (rc = load_networks(conn, &c)) == 0 && (rc = load_lists(conn, &c)) == 0)
-		rc = load_feeds(conn, &c, cache);
+	    (rc = load_networks(conn, &c)) == 0 && (rc = load_lists(conn, &c)) == 0 && !fb)
+		rc = load_feeds(conn, &c);
+out:
 	if (pg_command(conn, "COMMIT") < 0 && rc == 0)
 		rc = fail(&c, -EIO, "cannot end the transaction");
 	if (rc == 0)
-		rc = snapshot_builder_write(c.b, out_path, err, errlen);
-	snapshot_builder_free(c.b);
+		rc = snapshot_builder_write(b, out_path, err, errlen);
+	snapshot_builder_free(b);
 	free(c.tenants);
 	stats->compile_ms = elapsed_ms(&t0);
 	return rc;

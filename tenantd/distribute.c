@@ -36,7 +36,8 @@
 struct blob {
 	atomic_uint refs;
 	uint64_t version;
-	char etag[32];
+	char etag[80];
+	uint8_t sha256[32];        /* of a base; zero for a policy */
 	uint8_t *raw, *zst, *gz;
 	size_t raw_len, zst_len, gz_len;
 	pthread_mutex_t gz_lock;   /* gz, gz_len */
@@ -55,6 +56,7 @@ struct distribute {
 	pthread_mutex_t lock;          /* current, and the wait condition */
 	pthread_cond_t changed;
 	struct blob *current;
+	struct blob *base;             /* the feed base current names, or NULL */
 	bool stopping;
 	char compile_error[512];       /* the last compile's failure, "" after a success */
 	pthread_mutex_t db_lock;       /* db, tokens */
@@ -133,38 +135,86 @@ static const uint8_t *blob_gzip(struct blob *b, size_t *len)
 	return b->gz;
 }
 
-int distribute_publish(struct distribute *d, uint64_t version, const char *path)
+static struct blob *blob_load(const char *path, uint64_t version)
 {
 	struct blob *b = calloc(1, sizeof *b);
 	if (!b)
-		return -ENOMEM;
+		return NULL;
 	atomic_init(&b->refs, 1);
 	pthread_mutex_init(&b->gz_lock, NULL);
 	b->version = version;
 	snprintf(b->etag, sizeof b->etag, "\"%llu\"", (unsigned long long)version);
 	auto_fclose FILE *f = fopen(path, "rb");
-	if (!f || fseek(f, 0, SEEK_END) < 0) {
+	long size = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+	if (size < 0) {
 		blob_put(b);
-		return -errno;
+		return NULL;
 	}
-	long size = ftell(f);
 	rewind(f);
-	b->raw_len = size > 0 ? (size_t)size : 0;
+	b->raw_len = (size_t)size;
 	b->raw = malloc(b->raw_len ? b->raw_len : 1);
 	if (!b->raw || fread(b->raw, 1, b->raw_len, f) != b->raw_len ||
 	    zstd(b->raw, b->raw_len, &b->zst, &b->zst_len) < 0) {
 		blob_put(b);
+		return NULL;
+	}
+	return b;
+}
+
+static void hex32(const uint8_t sum[32], char hex[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
+int distribute_publish(struct distribute *d, uint64_t version, const char *path,
+		       uint64_t base_version, const char *base_path, const uint8_t *base_sha256)
+{
+	struct blob *base = NULL;
+	pthread_mutex_lock(&d->lock);
+	if (base_sha256 && d->base && memcmp(d->base->sha256, base_sha256, 32) == 0) {
+		base = d->base;
+		atomic_fetch_add(&base->refs, 1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	/* A base is read and compressed once, when the feeds changed; a policy change only
+	 * loads its overlay. */
+	if (base_sha256 && !base) {
+		char hex[65];
+		hex32(base_sha256, hex);
+		if (!(base = blob_load(base_path, base_version)))
+			return -EIO;
+		memcpy(base->sha256, base_sha256, 32);
+		snprintf(base->etag, sizeof base->etag, "\"base-%s\"", hex);
+		log_info("snapshot_base_serving", "sha256=%s bytes=%zu zstd_bytes=%zu", hex,
+			 base->raw_len, base->zst_len);
+	}
+	struct blob *b = blob_load(path, version);
+	if (!b) {
+		blob_put(base);
 		return -EIO;
 	}
 	pthread_mutex_lock(&d->lock);
-	struct blob *old = d->current;
+	struct blob *old = d->current, *old_base = d->base;
 	d->current = b;
+	d->base = base;
 	pthread_cond_broadcast(&d->changed);
 	pthread_mutex_unlock(&d->lock);
 	blob_put(old);
+	blob_put(old_base);
 	log_info("snapshot_serving", "version=%llu bytes=%zu zstd_bytes=%zu",
 		 (unsigned long long)version, b->raw_len, b->zst_len);
 	return 0;
+}
+
+bool distribute_base_checksum(struct distribute *d, uint8_t out[32])
+{
+	pthread_mutex_lock(&d->lock);
+	bool has = d->base != NULL;
+	if (has)
+		memcpy(out, d->base->sha256, 32);
+	pthread_mutex_unlock(&d->lock);
+	return has;
 }
 
 void distribute_set_compile_error(struct distribute *d, const char *error)
@@ -393,6 +443,9 @@ static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, c
 	MHD_add_response_header(r, "Content-Type", "application/vnd.aegis.snapshot");
 	MHD_add_response_header(r, "ETag", b->etag);
 	MHD_add_response_header(r, "X-Aegis-Snapshot-Version", version);
+	/* A base is named by its content: it never changes under its URL. */
+	if (b->etag[1] == 'b')
+		MHD_add_response_header(r, "Cache-Control", "max-age=31536000, immutable");
 	MHD_add_response_header(r, "Vary", "Accept-Encoding");
 	if (coding != CODING_IDENTITY)
 		MHD_add_response_header(r, "Content-Encoding",
@@ -402,20 +455,53 @@ static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, c
 	return ret;
 }
 
-static enum MHD_Result handle_snapshot(struct distribute *d, struct MHD_Connection *c)
+/* 1 when the request carries a valid node token, else 0 with the refusal queued in *ret. */
+static int require_node(struct distribute *d, struct MHD_Connection *c, char node_id[37],
+			enum MHD_Result *ret)
 {
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	int who = -2;
+	if (auth && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) >= 32)
+		who = authenticate(d, auth + 7, node_id);
+	if (who == 1)
+		return 1;
+	*ret = who == -2 ? reply_text(c, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"a node token is "
+							    "required (Authorization: Bearer)\"}")
+	       : who < 0 ? reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+				      "{\"error\":\"node registry unavailable\"}")
+			 : reply_text(c, MHD_HTTP_FORBIDDEN,
+				      "{\"error\":\"unknown or revoked node token\"}");
+	return 0;
+}
+
+/* GET /v1/snapshot/base/<sha256 hex>: the feed base the current policy names. An older one
+ * is gone (404): the node asks for the current policy again and then for its base. */
+static enum MHD_Result handle_base(struct distribute *d, struct MHD_Connection *c,
+				   const char *hex)
+{
+	char node_id[37], want[80];
+	enum MHD_Result ret;
+	if (!require_node(d, c, node_id, &ret))
+		return ret;
+	snprintf(want, sizeof want, "\"base-%s\"", hex);
+	pthread_mutex_lock(&d->lock);
+	struct blob *b = d->base && strcmp(d->base->etag, want) == 0 ? d->base : NULL;
+	if (b)
+		atomic_fetch_add(&b->refs, 1);
+	pthread_mutex_unlock(&d->lock);
+	if (!b)
+		return reply_text(c, MHD_HTTP_NOT_FOUND,
+				  "{\"error\":\"not the base of the current snapshot\"}");
+	return send_snapshot(c, b, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								 "Accept-Encoding"));
+}
+
+static enum MHD_Result handle_snapshot(struct distribute *d, struct MHD_Connection *c)
+{
 	char node_id[37], ip[INET6_ADDRSTRLEN];
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) < 32)
-		return reply_text(c, MHD_HTTP_UNAUTHORIZED,
-				  "{\"error\":\"a node token is required (Authorization: Bearer)\"}");
-	int who = authenticate(d, auth + 7, node_id);
-	if (who < 0)
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-				  "{\"error\":\"node registry unavailable\"}");
-	if (who == 0)
-		return reply_text(c, MHD_HTTP_FORBIDDEN,
-				  "{\"error\":\"unknown or revoked node token\"}");
+	enum MHD_Result ret;
+	if (!require_node(d, c, node_id, &ret))
+		return ret;
 
 	const char *running = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Aegis-Running");
 	const char *error = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Aegis-Error");
@@ -439,7 +525,7 @@ static enum MHD_Result handle_snapshot(struct distribute *d, struct MHD_Connecti
 		struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL,
 									 MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(r, "ETag", inm);
-		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, r);
+		ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, r);
 		MHD_destroy_response(r);
 		return ret;
 	}
@@ -468,10 +554,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"only GET\"}");
 	if (strcmp(url, "/v1/snapshot") == 0)
 		return handle_snapshot(d, c);
+	if (strncmp(url, "/v1/snapshot/base/", 18) == 0 && strlen(url + 18) == 64 &&
+	    strspn(url + 18, "0123456789abcdef") == 64)
+		return handle_base(d, c, url + 18);
 	if (strcmp(url, "/healthz") == 0) {
 		pthread_mutex_lock(&d->lock);
 		uint64_t v = d->current ? d->current->version : 0;
-		json_t *j = json_pack("{s:I, s:s?}", "snapshot_version", (json_int_t)v,
+		json_t *j = json_pack("{s:I, s:I, s:s?}", "snapshot_version", (json_int_t)v,
+				      "base_version", (json_int_t)(d->base ? d->base->version : 0),
 				      "last_compile_error",
 				      d->compile_error[0] ? d->compile_error : NULL);
 		pthread_mutex_unlock(&d->lock);
@@ -535,6 +625,7 @@ void distribute_stop(struct distribute *d)
 		MHD_stop_daemon(d->mhd);
 	}
 	blob_put(d->current);
+	blob_put(d->base);
 	if (d->db)
 		PQfinish(d->db);
 	free(d->dsn);

@@ -26,7 +26,7 @@ struct service {
 	unsigned backoff_ms;
 	bool leader;
 	bool compile_pending;
-	struct feed_cache *feeds;   /* the feed names between compiles */
+	struct feed_base *feeds;    /* the compiled feed names between compiles */
 };
 
 static void schedule_retry(struct service *s, unsigned ms)
@@ -52,6 +52,13 @@ static void disconnect(struct service *s)
 
 static void want_compile(struct service *s);
 
+static int serve(struct service *s, const struct published *p)
+{
+	return distribute_publish(s->cfg.distribute, p->version, p->path, p->base_version,
+				  p->has_base ? p->base_path : NULL,
+				  p->has_base ? p->base_sha256 : NULL);
+}
+
 static void compile_now(struct service *s)
 {
 	char err[512] = "";
@@ -69,7 +76,7 @@ static void compile_now(struct service *s)
 		return;
 	}
 	distribute_set_compile_error(s->cfg.distribute, NULL);
-	if (distribute_publish(s->cfg.distribute, p.version, p.path) < 0)
+	if (serve(s, &p) < 0)
 		log_err("snapshot_not_served", "version=%llu path=%s",
 			(unsigned long long)p.version, p.path);
 	/* Nodes first, the other instances after: they may serve this version a few hundred
@@ -114,9 +121,11 @@ static void want_compile(struct service *s)
 static void follow(struct service *s)
 {
 	struct published p;
+	uint8_t have[32];
+	bool has = distribute_base_checksum(s->cfg.distribute, have);
 	if (publish_fetch_latest(s->conn, s->cfg.snapshot_dir, distribute_version(s->cfg.distribute),
-				 &p) == 1 &&
-	    distribute_publish(s->cfg.distribute, p.version, p.path) < 0)
+				 has ? have : NULL, &p) == 1 &&
+	    serve(s, &p) < 0)
 		log_err("snapshot_not_served", "version=%llu", (unsigned long long)p.version);
 }
 
@@ -198,7 +207,7 @@ struct service *service_start(struct event_base *base, const struct service_conf
 	s->base = base;
 	s->compile_timer = evtimer_new(base, on_compile_timer, s);
 	s->retry_timer = evtimer_new(base, on_retry, s);
-	s->feeds = feed_cache_new();
+	s->feeds = feed_base_new();
 	if (!s->compile_timer || !s->retry_timer || !s->feeds) {
 		service_stop(s);
 		return NULL;
@@ -216,6 +225,6 @@ void service_stop(struct service *s)
 		event_free(s->compile_timer);
 	if (s->retry_timer)
 		event_free(s->retry_timer);
-	feed_cache_free(s->feeds);
+	feed_base_free(s->feeds);
 	free(s);
 }

@@ -184,6 +184,8 @@ def test_leader_failover_within_seconds(platform, tmp_path, fresh_db):
             "a follower serves the version the leader published"
         seed.list_entries("national", "block", ["while-following.test"])
         assert wait_until(lambda: served() > first, 5), "and follows new ones"
+        base = health(leader.port)["base_version"]
+        assert base and health(second.port)["base_version"] == base, "with the same feed base"
         assert "event=leading" not in second.log.read_text()
         leader.stop(signal.SIGKILL)
         before = served()
@@ -215,11 +217,17 @@ def compiled_feeds(td):
             if "event=snapshot_published" in line]
 
 
+def bases_fetched(node):
+    return node.log().count("event=snapshot_base_fetched")
+
+
 def test_feed_names_kept_between_compiles_follow_every_feed_change(platform, tmp_path):
-    # The service keeps the feed names between compiles: a list change must not re-read them,
-    # and a refresh, a feed disabled or moved to another category must reach the node.
-    # Names under wild.test resolve upstream, so NXDOMAIN for the school is its block.
+    # The service keeps the feed names between compiles as a feed base: a list change must not
+    # re-read them nor send them to the node again, and a refresh, a feed disabled or moved to
+    # another category must reach the node. Names under wild.test resolve upstream, so
+    # NXDOMAIN for the school is its block.
     seed, (ministry, school, hospital), td, node = platform
+    node_bases = lambda: sorted(p.name for p in (tmp_path / "node").glob("policy.snap.base-*"))
     school_ip, hospital_ip = "127.1.0.5", "127.2.0.9"
     blocked = lambda name, src, rcode: node.ask(name, source=src).rcode() == rcode
     # The feed thread's first refresh of the seeded feeds moves the revision: let it settle.
@@ -227,9 +235,12 @@ def test_feed_names_kept_between_compiles_follow_every_feed_change(platform, tmp
                       == 2, 10)
     latest = lambda: seed.sql("SELECT max(version) FROM snapshots WHERE status = 'ok'")[0][0]
     assert wait_until(lambda: health(td.port)["snapshot_version"] == latest(), 5)
+    fetched = bases_fetched(node)
     seed.list_entries("national", "block", ["list-change.wild.test"])
     assert wait_until(lambda: blocked("list-change.wild.test", school_ip, dns.rcode.NXDOMAIN), 5)
     assert compiled_feeds(td)[-1] == "cached", td.log.read_text()[-2000:]
+    assert bases_fetched(node) == fetched, "a list change sends the overlay alone"
+    assert len(node_bases()) == 1, node_bases()
     assert blocked("malware.test", hospital_ip, dns.rcode.REFUSED), "cached names are compiled"
     assert not blocked("ok.malware.test", hospital_ip, dns.rcode.REFUSED), "and passthru too"
 
@@ -245,12 +256,16 @@ def test_feed_names_kept_between_compiles_follow_every_feed_change(platform, tmp
                                       dns.rcode.REFUSED), 5), td.log.read_text()[-2000:]
     assert wait_until(lambda: not blocked("malware.test", hospital_ip, dns.rcode.REFUSED), 5)
     assert compiled_feeds(td)[-1] == "read"
+    assert bases_fetched(node) == fetched + 1, node.log()[-2000:]
+    old_base = node_bases()
+    assert len(old_base) == 1, "the node keeps the base in use only"
 
     # Then list changes again use the refreshed names from memory.
     seed.list_entries("national", "block", ["second-list-change.wild.test"])
     assert wait_until(lambda: blocked("second-list-change.wild.test", school_ip,
                                       dns.rcode.NXDOMAIN), 5)
     assert compiled_feeds(td)[-1] == "cached"
+    assert bases_fetched(node) == fetched + 1 and node_bases() == old_base
     assert blocked("refreshed-in.wild.test", hospital_ip, dns.rcode.REFUSED)
     assert not blocked("malware.test", hospital_ip, dns.rcode.REFUSED)
 
@@ -267,6 +282,43 @@ def test_feed_names_kept_between_compiles_follow_every_feed_change(platform, tmp
     seed.sql("INSERT INTO feed_entries (feed_id, name) VALUES (%s, 'direct-row.wild.test')", fid)
     assert wait_until(lambda: blocked("direct-row.wild.test", school_ip, dns.rcode.NXDOMAIN), 5)
     assert blocked("adult.test", school_ip, dns.rcode.NXDOMAIN)
+
+
+def test_feed_base_is_served_by_its_checksum_to_nodes_only(platform, tmp_path):
+    import hashlib
+    seed, ids, td, node = platform
+    token = (tmp_path / "node" / "token").read_text().strip()
+    # The feed thread's first refresh of the seeded feeds makes a new base: let it settle.
+    assert wait_until(lambda: seed.sql("SELECT count(*) FROM feeds WHERE status = 'ok'")[0][0]
+                      == 2, 10)
+    latest = lambda: seed.sql("SELECT max(version) FROM snapshots WHERE status = 'ok'")[0][0]
+    assert wait_until(lambda: health(td.port)["snapshot_version"] == latest(), 5)
+    version = health(td.port)["snapshot_version"]
+    overlay = (tmp_path / "snapshots" / f"policy-{version}.snap").read_bytes()
+    base_sha = overlay[208:240].hex()  # the base reference in the header (docs/snapshot.md)
+    assert base_sha != "00" * 32
+    node_base = tmp_path / "node" / f"policy.snap.base-{base_sha}"
+    assert wait_until(node_base.exists, 5), node.log()[-2000:]
+    url = f"http://127.0.0.1:{td.port}/v1/snapshot/base/"
+
+    def get(hexsum, auth=True):
+        headers = {"Authorization": f"Bearer {token}"} if auth else {}
+        try:
+            r = urllib.request.urlopen(urllib.request.Request(url + hexsum, headers=headers),
+                                       timeout=10)
+            return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    status, headers, body = get(base_sha)
+    assert status == 200 and headers["ETag"] == f'"base-{base_sha}"'
+    # The checksum covers every byte but its own 32 (docs/snapshot.md).
+    assert hashlib.sha256(body[:48] + body[80:]).hexdigest() == base_sha
+    assert body[48:80].hex() == base_sha
+    assert node_base.read_bytes() == body
+    assert get("0" * 64)[0] == 404
+    assert get(base_sha[:-1])[0] == 404
+    assert get(base_sha, auth=False)[0] == 401
 
 
 def test_snapshot_is_served_zstd_gzip_or_identity_as_asked(platform, tmp_path):

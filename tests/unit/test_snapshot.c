@@ -527,36 +527,6 @@ Test(snapshot, builder_refuses_bad_input)
 	snapshot_builder_free(b);
 }
 
-/* A name parsed once and added in wire form (tenantd's feed cache) matches exactly as the
- * same name added as text, in a build with another seed. */
-Test(snapshot, wire_names_match_as_text_names)
-{
-	uint8_t wire[SNAPSHOT_MAX_NAME_WIRE];
-	size_t len;
-	char err[256] = "";
-	struct snapshot_builder *b = fixture_builder();
-	cr_assert_eq(snapshot_parse_name("Wire.Feed.Example.", wire, &len), 0);
-	cr_assert_eq(snapshot_builder_add_wire(b, wire, len, SNAPSHOT_FEED, CAT_PHISHING), 0);
-	cr_assert_eq(snapshot_builder_add_wire(b, wire, len, SNAPSHOT_NATIONAL_ALLOW, 0), 0);
-	cr_assert_eq(snapshot_builder_add_wire(b, wire, 0, SNAPSHOT_FEED, CAT_PHISHING), -EINVAL);
-	cr_assert_eq(snapshot_builder_add_wire(b, wire, len, SNAPSHOT_FEED, 24), -ERANGE);
-	make_path();
-	cr_assert_eq(snapshot_builder_write(b, path, err, sizeof err), 0, "%s", err);
-	snapshot_builder_free(b);
-	struct snapshot *s = snapshot_open(path, err, sizeof err);
-	cr_assert_not_null(s, "%s", err);
-	struct snapshot_match m;
-	match(s, T_MUNI, "www.wire.feed.example", &m);
-	cr_assert_eq(m.categories, 1u << CAT_PHISHING);
-	cr_assert(m.national_allow);
-	match(s, T_MUNI, "feed.example", &m);
-	cr_assert_eq(m.categories, 0);
-	match(s, T_MUNI, "bad.example", &m);   /* the text names are all still there */
-	cr_assert_eq(m.categories, 1u << CAT_MALWARE);
-	snapshot_close(s);
-	unlink(path);
-}
-
 Test(snapshot, same_prefix_two_tenants_fails)
 {
 	struct snapshot_builder *b = snapshot_builder_new(1);
