@@ -1448,6 +1448,14 @@ const struct snapshot *snapshot_base(const struct snapshot *s)
 	return s->base;
 }
 
+void snapshot_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap)
+{
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	snprintf(out, cap, "%s.base-%s", path, hex);
+}
+
 /* The category tables must be the same, index for index: the base's name masks and the
  * overlay's tenant masks use the same bits. */
 static bool same_categories(const struct snapshot *a, const struct snapshot *b)

@@ -204,6 +204,10 @@ bool snapshot_is_complete(const struct snapshot *s);
 /* The attached base, or NULL. */
 const struct snapshot *snapshot_base(const struct snapshot *s);
 
+/* Where the base with checksum sum is kept beside a policy file: "<path>.base-<sha256 hex>"
+ * (a node's fetched bases, compile-json --split). */
+void snapshot_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap);
+
 uint64_t snapshot_serial(const struct snapshot *s);
 uint64_t snapshot_created(const struct snapshot *s);          /* unix seconds, for "age" */
 const uint8_t *snapshot_checksum(const struct snapshot *s);   /* 32 bytes of SHA-256 */

@@ -253,7 +253,7 @@ static void remove_other_bases(const struct snapshot *s)
 	const size_t prefix = strlen(name) + strlen(".base-");
 	const uint8_t *sum = snapshot_base_checksum(s);
 	if (sum)
-		snaphold_base_path(name, sum, keep, sizeof keep);
+		snapshot_base_path(name, sum, keep, sizeof keep);
 	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - watch.path) : 1,
 		 slash ? watch.path : ".");
 	DIR *d = opendir(dir[0] ? dir : "/");
@@ -310,7 +310,7 @@ static int apply_base(void *arg, const uint8_t *data, size_t len, uint8_t *need_
 	struct snapshot *b = snapshot_open_buffer(data, len, err, errlen);
 	if (!b)
 		return -EINVAL;
-	snaphold_base_path(watch.path, snapshot_checksum(b), path, sizeof path);
+	snapshot_base_path(watch.path, snapshot_checksum(b), path, sizeof path);
 	if (atomicfile_write(path, data, len, err, errlen) < 0) {
 		snapshot_close(b);
 		return -EIO;

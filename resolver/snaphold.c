@@ -94,14 +94,6 @@ int snaphold_join_base(struct snaphold *h, struct snapshot *s, char *err, size_t
 	return rc;
 }
 
-void snaphold_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap)
-{
-	char hex[65];
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-	snprintf(out, cap, "%s.base-%s", path, hex);
-}
-
 /* The base an overlay file names: the one held, else the file beside it. */
 static int join_base_file(struct snaphold *h, struct snapshot *s, const char *path, char *err,
 			  size_t errlen)
@@ -110,7 +102,7 @@ static int join_base_file(struct snaphold *h, struct snapshot *s, const char *pa
 	if (rc != 1)
 		return rc;
 	char base_path[4200];
-	snaphold_base_path(path, snapshot_base_checksum(s), base_path, sizeof base_path);
+	snapshot_base_path(path, snapshot_base_checksum(s), base_path, sizeof base_path);
 	struct snapshot *base = snapshot_open(base_path, err, errlen);
 	if (!base)
 		return -(errno ? errno : EINVAL);

@@ -29,7 +29,7 @@ struct snaphold *snaphold_new(void);
 void snaphold_free(struct snaphold *h);
 
 /* Opens and validates path, joins it to the feed base it names (the one held, else the file
- * snaphold_base_path() names), then publishes it. On failure logs why, keeps the current
+ * snapshot_base_path() names), then publishes it. On failure logs why, keeps the current
  * snapshot and returns a negative errno. Serial going backwards is accepted (a ministry may
  * roll back) but logged. */
 int snaphold_load_file(struct snaphold *h, const char *path) __attribute__((warn_unused_result));
@@ -45,10 +45,6 @@ int snaphold_join_base(struct snaphold *h, struct snapshot *s, char *err, size_t
 
 /* Makes base (validated) the one held for the snapshots that follow; takes the reference. */
 void snaphold_keep_base(struct snaphold *h, struct snapshot *base);
-
-/* Where the base with checksum sum is kept beside the policy file path:
- * "<path>.base-<sha256 hex>". */
-void snaphold_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap);
 
 /* The snapshot a worker should use now, or NULL when none was ever loaded. */
 const struct snapshot *snapview_get(struct snaphold *h, struct snapview *v);

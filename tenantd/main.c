@@ -75,7 +75,7 @@ static const struct daemon_spec tenantd_spec = {
 			 "  feed-refresh NAME  fetch, parse and store one feed now\n"
 			 "  node-add NAME      register a resolver node, print its token once\n"
 			 "  node-revoke NAME   revoke a resolver node's token\n"
-			 "  compile-json IN OUT [SERIAL]\n"
+			 "  compile-json [--split] IN OUT [SERIAL]\n"
 			 "                     compile a JSON policy description into a snapshot\n"
 			 "                     file (offline nodes, tests, benchmarks)\n",
 	.fields = tenantd_fields,
@@ -153,13 +153,18 @@ static int run_compile_json(int argc, char **argv)
 	char err[512] = "";
 	unsigned long long serial = 1;
 	char *end = NULL;
+	bool split = argc > 0 && strcmp(argv[0], "--split") == 0;
 
+	argc -= split;
+	argv += split;
 	if (argc < 2 || argc > 3 ||
 	    (argc == 3 && ((serial = strtoull(argv[2], &end, 10)) == 0 || *end))) {
-		fprintf(stderr, "usage: aegis-tenantd compile-json IN.json OUT.snap [SERIAL]\n");
+		fprintf(stderr, "usage: aegis-tenantd compile-json [--split] IN.json OUT.snap "
+				"[SERIAL]\n");
 		return 2;
 	}
-	if (policy_json_compile(argv[0], argv[1], serial, err, sizeof err) < 0) {
+	if ((split ? policy_json_compile_split : policy_json_compile)(argv[0], argv[1], serial, err,
+								      sizeof err) < 0) {
 		fprintf(stderr, "aegis-tenantd: %s: %s\n", argv[0], err);
 		return EXIT_FAILURE;
 	}

@@ -19,6 +19,7 @@
 
 struct ctx {
 	struct snapshot_builder *b;
+	struct snapshot *base;      /* the feed base of a split compile, open */
 	char *dir;                  /* folder of the JSON file, for relative feed files */
 	size_t invalid;
 	char samples[SAMPLES][300]; /* the first invalid names, for the warning */
@@ -408,7 +409,39 @@ static int load_feeds(struct ctx *c, json_t *root, const char *const *cats, int 
 	return 0;
 }
 
-static int compile(struct ctx *c, const char *json_path, const char *out_path)
+/* The feed names alone, as the base of the policy: written to a temporary name, then renamed
+ * to the name its checksum gives (snapshot_base_path) and left open in *base. */
+static int compile_base(struct ctx *c, json_t *root, const char *out_path, uint64_t serial,
+			struct snapshot **base)
+{
+	const char *cats[SNAPSHOT_MAX_CATEGORIES];
+	bool threat[SNAPSHOT_MAX_CATEGORIES];
+	int ncats, rc;
+	char tmp[4200], path[4300];
+	if (!(c->b = snapshot_builder_new(serial)))
+		return bad(c, ENOMEM, "out of memory");
+	snprintf(tmp, sizeof tmp, "%s.base.tmp", out_path);
+	if ((rc = load_categories(c, root, cats, threat, &ncats)) < 0 ||
+	    (rc = load_feeds(c, root, cats, ncats)) < 0 ||
+	    (rc = snapshot_builder_write(c->b, tmp, c->err, c->errlen)) < 0)
+		goto out;
+	if (!(*base = snapshot_open(tmp, c->err, c->errlen))) {
+		rc = -(errno ? errno : EINVAL);
+		goto out;
+	}
+	snapshot_base_path(out_path, snapshot_checksum(*base), path, sizeof path);
+	if (rename(tmp, path) < 0)
+		rc = bad(c, errno, "cannot rename %s: %s", tmp, strerror(errno));
+out:
+	snapshot_builder_free(c->b);
+	c->b = NULL;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static int compile(struct ctx *c, const char *json_path, const char *out_path, uint64_t serial,
+		   bool split)
 {
 	static const char *const keys[] = { "categories", "tenants", "national", "feeds", NULL };
 	json_error_t jerr;
@@ -419,6 +452,12 @@ static int compile(struct ctx *c, const char *json_path, const char *out_path)
 	int rc = check_keys(c, root, "policy", keys);
 	if (rc < 0)
 		return rc;
+	if (split && (rc = compile_base(c, root, out_path, serial, &c->base)) < 0)
+		return rc;
+	if (!(c->b = snapshot_builder_new(serial)))
+		return bad(c, ENOMEM, "out of memory");
+	if (c->base && (rc = snapshot_builder_set_base(c->b, c->base)) < 0)
+		return bad(c, -rc, "cannot build on the feed base");
 
 	/* Borrowed from root, which outlives every use. */
 	const char *cats[SNAPSHOT_MAX_CATEGORIES];
@@ -436,25 +475,26 @@ static int compile(struct ctx *c, const char *json_path, const char *out_path)
 		if ((rc = load_tenant(c, t, i, cats, threat, ncats)) < 0)
 			return rc;
 	}
-	if ((rc = load_national(c, root)) < 0 || (rc = load_feeds(c, root, cats, ncats)) < 0)
+	if ((rc = load_national(c, root)) < 0 ||
+	    (!split && (rc = load_feeds(c, root, cats, ncats)) < 0))
 		return rc;
 	return snapshot_builder_write(c->b, out_path, c->err, c->errlen);
 }
 
-int policy_json_compile(const char *json_path, const char *out_path, uint64_t serial, char *err,
-			size_t errlen)
+static int compile_json(const char *json_path, const char *out_path, uint64_t serial, bool split,
+			char *err, size_t errlen)
 {
 	struct ctx c = { .err = err, .errlen = errlen };
 	const char *slash = strrchr(json_path, '/');
 	c.dir = slash ? strndup(json_path, (size_t)(slash - json_path + (slash == json_path)))
 		      : strdup(".");
-	c.b = snapshot_builder_new(serial);
 	int rc;
-	if (!c.dir || !c.b)
+	if (!c.dir)
 		rc = bad(&c, ENOMEM, "out of memory");
 	else
-		rc = compile(&c, json_path, out_path);
+		rc = compile(&c, json_path, out_path, serial, split);
 	snapshot_builder_free(c.b);
+	snapshot_close(c.base);
 	free(c.dir);
 	if (rc < 0)
 		return rc;
@@ -467,4 +507,16 @@ int policy_json_compile(const char *json_path, const char *out_path, uint64_t se
 			 log_quote(file, sizeof file, json_path), c.invalid, q[0], q[1], q[2]);
 	}
 	return c.invalid > INT32_MAX ? INT32_MAX : (int)c.invalid;
+}
+
+int policy_json_compile(const char *json_path, const char *out_path, uint64_t serial, char *err,
+			size_t errlen)
+{
+	return compile_json(json_path, out_path, serial, false, err, errlen);
+}
+
+int policy_json_compile_split(const char *json_path, const char *out_path, uint64_t serial,
+			      char *err, size_t errlen)
+{
+	return compile_json(json_path, out_path, serial, true, err, errlen);
 }

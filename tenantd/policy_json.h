@@ -17,4 +17,9 @@
 int policy_json_compile(const char *json_path, const char *out_path, uint64_t serial, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
 
+/* The same as a feed base and an overlay, laid out as a node keeps what tenantd sends: the
+ * overlay at out_path, the base beside it under snapshot_base_path(). */
+int policy_json_compile_split(const char *json_path, const char *out_path, uint64_t serial,
+			      char *err, size_t errlen) __attribute__((warn_unused_result));
+
 #endif

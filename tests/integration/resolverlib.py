@@ -60,11 +60,13 @@ def base_policy():
     }
 
 
-def compile_policy(policy, path, serial=1):
+def compile_policy(policy, path, serial=1, split=False):
+    """split: an overlay at path and its feed base beside it, as a node keeps tenantd's."""
     src = Path(str(path) + ".json")
     src.write_text(json.dumps(policy))
-    r = subprocess.run([str(BIN / "aegis-tenantd"), "compile-json", str(src), str(path),
-                        str(serial)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([str(BIN / "aegis-tenantd"), "compile-json"] + ["--split"] * split +
+                       [str(src), str(path), str(serial)], capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stderr
     return path
 

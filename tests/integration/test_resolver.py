@@ -295,6 +295,49 @@ def test_new_policy_applies_on_sighup_and_a_corrupt_one_is_refused(node, tmp_pat
         time.sleep(0.05)
 
 
+def test_split_policy_is_loaded_with_its_base_and_refused_without_it(tmp_path):
+    (tmp_path / "node").mkdir()
+    r = Resolver(tmp_path / "node", workers=1)
+    compile_policy(base_policy(), r.snapshot, serial=1, split=True)
+    bases = lambda: sorted((tmp_path / "node").glob("policy.snap.base-*"))
+    assert len(bases()) == 1
+    r.start()
+    try:
+        assert "event=snapshot_base_loaded" in r.log()
+        # Feed names come from the base, the lists from the overlay.
+        assert r.ask("www.malware.test", source="127.2.0.9").rcode() == dns.rcode.REFUSED
+        assert r.ask("national-block.test", source="127.2.0.9").rcode() == dns.rcode.REFUSED
+        assert addresses(r.ask("www.hospital.test", source="127.2.0.9")), "national allow"
+        # An overlay whose base is not beside it is refused; the policy in force stays.
+        policy = base_policy()
+        policy["feeds"][0]["names"].append("new-threat.test")
+        policy["tenants"][1]["deny"] = ["www.school.test"]
+        (tmp_path / "next").mkdir()
+        staged = tmp_path / "next" / "policy.snap"
+        compile_policy(policy, staged, serial=2, split=True)
+        staged.replace(r.snapshot)
+        r.reload()
+        deadline = time.monotonic() + 5
+        while "its feed base" not in r.log():
+            assert time.monotonic() < deadline, r.log()
+            time.sleep(0.05)
+        assert "event=snapshot_refused" in r.log()
+        assert r.ask("www.malware.test", source="127.2.0.9").rcode() == dns.rcode.REFUSED
+        assert addresses(r.ask("www.school.test", source="127.2.0.9"))
+        # With its base beside it, it is taken.
+        for b in (tmp_path / "next").glob("policy.snap.base-*"):
+            b.replace(tmp_path / "node" / b.name)
+        r.reload()
+        deadline = time.monotonic() + 5
+        while r.ask("www.school.test", source="127.2.0.9").rcode() != dns.rcode.REFUSED:
+            assert time.monotonic() < deadline, r.log()
+            time.sleep(0.05)
+        assert r.ask("new-threat.test", source="127.2.0.9").rcode() == dns.rcode.REFUSED
+        assert r.ask("www.malware.test", source="127.2.0.9").rcode() == dns.rcode.REFUSED
+    finally:
+        assert r.stop() == 0, r.log()
+
+
 def test_replaced_snapshot_file_is_enforced_without_a_signal(node, tmp_path):
     # The 1 s bar is measured in bench/; here a generous bound keeps a busy machine honest.
     policy = base_policy()

@@ -317,3 +317,48 @@ Test(policy_json, empty_policy_is_valid)
 	cr_assert_eq(snapshot_tenant_count(s), 0);
 	snapshot_close(s);
 }
+
+/* --split writes what a node keeps from tenantd: an overlay, and its base beside it under the
+ * name its checksum gives; joined, they match as the one-file compile does. */
+Test(policy_json, split_compile_matches_the_one_file_compile)
+{
+	char feeds[100], one_path[160], base_path[300], err[256] = "";
+	snprintf(feeds, sizeof feeds, "%s/feeds", dir);
+	cr_assert_eq(mkdir(feeds, 0755), 0);
+	write_text("feeds/mal.txt", "mal1.test\nMAL2.test.\n*.mal3.test\n");
+	write_text("policy.json", good);
+	snprintf(one_path, sizeof one_path, "%s/one.snap", dir);
+	cr_assert_geq(policy_json_compile(json_path, one_path, 3, err, sizeof err), 0, "%s", err);
+	cr_assert_geq(policy_json_compile_split(json_path, out_path, 3, err, sizeof err), 0, "%s",
+		      err);
+
+	struct snapshot *one = snapshot_open(one_path, err, sizeof err);
+	struct snapshot *overlay = snapshot_open(out_path, err, sizeof err);
+	cr_assert(one && overlay, "%s", err);
+	cr_assert_not_null(snapshot_base_checksum(overlay));
+	snapshot_base_path(out_path, snapshot_base_checksum(overlay), base_path, sizeof base_path);
+	struct snapshot *base = snapshot_open(base_path, err, sizeof err);
+	cr_assert_not_null(base, "%s", err);
+	cr_assert_eq(snapshot_tenant_count(base), 0);
+	cr_assert_eq(snapshot_attach_base(overlay, base, err, sizeof err), 0, "%s", err);
+	snapshot_close(base);
+	char tmp[200];
+	snprintf(tmp, sizeof tmp, "%s.base.tmp", out_path);
+	cr_assert_neq(access(tmp, F_OK), 0, "no temporary file left");
+
+	const char *const names[] = { "mal1.test", "www.mal2.test", "a.mal3.test", "x.test",
+				      "adult.test", "bad.example", "good.example", "evil.example",
+				      "gov.example", "other.test" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		for (uint32_t t = 0; t < 3; t++) {
+			struct snapshot_match a, b;
+			match(one, t == 2 ? UINT32_MAX : t, names[i], &a);
+			match(overlay, t == 2 ? UINT32_MAX : t, names[i], &b);
+			cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "%s", names[i]);
+		}
+	struct snapshot_match m;
+	match(overlay, 0, "www.mal2.test", &m);
+	cr_assert_eq(m.categories, 1u << 0, "feed names come from the base");
+	snapshot_close(overlay);
+	snapshot_close(one);
+}
