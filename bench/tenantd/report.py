@@ -168,8 +168,12 @@ def summary(r):
             return
         w("### Change → enforced, %s policy" % label)
         w("")
+        sizes = "overlay %s on a feed base of %s, as the service publishes them" % (
+            mib(d.get("overlay_bytes")), mib(d.get("base_bytes")))
+        if d.get("snapshot_bytes"):
+            sizes += "; %s self-contained (`aegis-tenantd compile`)" % mib(d.get("snapshot_bytes"))
         w("Setup: %s. Seeding took %s. Snapshot: %s." % (
-            d.get("setup", "?"), d.get("seed_timings", "?"), mib(d.get("snapshot_bytes"))))
+            d.get("setup", "?"), d.get("seed_timings", "?"), sizes))
         w("")
         w("%d changes (%s requested%s), %d enforced, %d not; latency min %s, mean %s, p50 %s, p90 %s, p99 %s, max %s; "
           "one INSERT + COMMIT took %s (p50). Poll interval %s ms." % (
@@ -187,10 +191,10 @@ def summary(r):
             w("| phase | p50 | p90 | max |")
             w("|---|---|---|---|")
             names = {
-                "commit_to_published": "COMMIT → tenantd logs `snapshot_published` (debounce 50 ms + compile, feed names from memory unless they changed + read-back + recording the version in `snapshots`)",
+                "commit_to_published": "COMMIT → tenantd logs `snapshot_published` (debounce 50 ms + compile of the overlay on the kept feed base + read-back + recording the version in `snapshots`)",
                 "compile_ms": "… of which the compile itself (`ms=` of `snapshot_published`)",
-                "published_to_serving": "`snapshot_published` → `snapshot_serving` (read the file back, zstd it)",
-                "serving_to_fetched": "`snapshot_serving` → resolver logs `snapshot_fetched` (long-poll wakes, transfer, unzstd, verify, write + fsync; the image is stored in `snapshots` meanwhile)",
+                "published_to_serving": "`snapshot_published` → `snapshot_serving` (read the overlay back, zstd it)",
+                "serving_to_fetched": "`snapshot_serving` → resolver logs `snapshot_fetched` (long-poll wakes, transfer, unzstd, verify, join to the base the node holds, write + fsync; the image is stored in `snapshots` meanwhile)",
                 "fetched_to_answer": "`snapshot_fetched` → the probe gets the block answer (swap, ≤ 1 poll interval)",
                 "versions_per_change": "snapshot versions per change",
             }

@@ -361,7 +361,8 @@ pgtime pg.medium_changes bench_medium "$t_changes" "$("$PY" "$here/report.py" ge
 rset medium.rss "tenantd $(rss_of "${PID[tenantd-medium]}"), aegis-resolver $(rss_of "${PID[node-medium]}")"
 stop node-medium
 stop tenantd-medium
-rset medium.snapshot_bytes "$(stat -c %s "$(ls -t "$MED"/snap/policy-*.snap | head -n1)")"
+rset medium.overlay_bytes "$(stat -c %s "$(ls -t "$MED"/snap/policy-*.snap | head -n1)")"
+rset medium.base_bytes "$(stat -c %s "$(ls -t "$MED"/snap/base-*.snap | head -n1)")"
 "${PGQ[@]}" "$AEGIS_PG_ADMIN_DSN" -c "DROP DATABASE bench_medium" || true
 
 # --- 2. compile at national scale ------------------------------------------------------------------
@@ -497,7 +498,9 @@ pgtime pg.national_changes bench_national "$t_changes" "$("$PY" "$here/report.py
 rset national.rss "tenantd $(rss_of "${PID[tenantd-national]}"), aegis-resolver $(rss_of "${PID[node-national]}")"
 stop node-national
 stop tenantd-national
-rset national.snapshot_dir_after "$(find "$NAT/snap" -name 'policy-*.snap' | wc -l) files policy-N.snap, $(du -sm "$NAT/snap" | cut -f1) MB (tenantd keeps every version's file; the benchmark deletes them)"
+rset national.overlay_bytes "$(stat -c %s "$(ls -t "$NAT"/snap/policy-*.snap | head -n1)")"
+rset national.base_bytes "$(stat -c %s "$(ls -t "$NAT"/snap/base-*.snap | head -n1)")"
+rset national.snapshot_dir_after "$(find "$NAT/snap" -name 'policy-*.snap' | wc -l) files policy-N.snap and $(find "$NAT/snap" -name 'base-*.snap' | wc -l) base-N.snap, $(du -sm "$NAT/snap" | cut -f1) MB (tenantd keeps the last five versions and the base in use)"
 "${PGQ[@]}" "$AEGIS_PG_ADMIN_DSN" -c "DROP DATABASE bench_national" || true
 
 # --- 3. a feed with 10% garbage ----------------------------------------------------------------
