@@ -9,10 +9,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Whatever opens is also tried as the feed base of a small overlay built on it: when the
+ * attach takes it, lookups walk both tables. */
+static void match_as_base(struct snapshot *base, const uint8_t *name, size_t len)
+{
+	/* tmpfs: the builder fsyncs what it writes. */
+	char path[] = "/dev/shm/aegis-fuzz-overlay-XXXXXX", err[256];
+	struct snapshot_builder *b = snapshot_builder_new(1);
+	int fd = mkstemp(path);
+	if (fd >= 0)
+		close(fd);
+	if (!b || fd < 0 || snapshot_builder_set_base(b, base) < 0)
+		goto out;
+	for (uint32_t c = 0; c < snapshot_category_count(base); c++)
+		if (snapshot_builder_add_category(b, snapshot_category_name(base, c),
+						  snapshot_category_kind(base, c)) < 0)
+			goto out;
+	struct snapshot_tenant_spec t = { .name = "t", .trunc_v4 = 24, .trunc_v6 = 48 };
+	if (snapshot_builder_add_tenant(b, &t) < 0 ||
+	    snapshot_builder_add_name(b, "www.example.com", SNAPSHOT_TENANT_DENY, 0) < 0 ||
+	    snapshot_builder_write(b, path, err, sizeof err) < 0)
+		goto out;
+	struct snapshot *overlay = snapshot_open(path, err, sizeof err);
+	if (overlay && snapshot_attach_base(overlay, base, err, sizeof err) == 0) {
+		struct snapshot_match m;
+		snapshot_match_name(overlay, 0, name, len, &m);
+	}
+	snapshot_close(overlay);
+out:
+	snapshot_builder_free(b);
+	if (fd >= 0)
+		unlink(path);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -57,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (uint32_t c = 0; c < snapshot_category_count(s); c++)
 		snapshot_category_find(s, snapshot_category_name(s, c));
+	match_as_base(s, names[0], sizeof names[0]);
 	snapshot_close(s);
 	return 0;
 }
