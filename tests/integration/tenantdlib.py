@@ -1,6 +1,7 @@
 """Seeding a migrated database with tenants, networks, policies, lists and feeds by plain
 SQL, as tenantd's compiler reads them, and running aegis-tenantd commands."""
 import os
+import pathlib
 import subprocess
 import tempfile
 
@@ -30,6 +31,7 @@ class Seed:
     def __init__(self, dsn):
         self.conn = psycopg2.connect(dsn)
         self.conn.autocommit = True
+        self.feed_files = []
 
     def sql(self, query, *params):
         with self.conn.cursor() as cur:
@@ -76,6 +78,7 @@ class Seed:
             lines.append(f"{domain} CNAME {'rpz-passthru.' if action == 'passthru' else '.'}")
         os.write(fd, ("\n".join(lines) + "\n").encode())
         os.close(fd)
+        self.feed_files.append(path)
         fid = self.sql("INSERT INTO feeds (name, category, format, source) VALUES"
                        " (%s, %s, 'rpz', %s) RETURNING id", name, category, path)[0][0]
         for entry in entries:
@@ -86,6 +89,8 @@ class Seed:
 
     def close(self):
         self.conn.close()
+        for path in self.feed_files:
+            pathlib.Path(path).unlink(missing_ok=True)
 
 
 def seed_institutions(seed):
