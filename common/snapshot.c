@@ -1028,6 +1028,8 @@ struct snapshot {
 	atomic_uint refs;          /* its opener's, plus one per overlay attached to it */
 	struct snapshot *base;     /* attached feed base, or NULL */
 	bool list_names;           /* a name carries a national block or tenant rules */
+	uint64_t *filter;          /* an overlay's keys by the top bits of k0, once attached */
+	unsigned filter_shift;
 	uint8_t *mem;
 	size_t map_len;
 	const struct file_header *hdr;
@@ -1421,6 +1423,7 @@ void snapshot_close(struct snapshot *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	snapshot_close(s->base);
+	free(s->filter);
 	munmap(s->mem, s->map_len);
 	free(s);
 }
@@ -1486,6 +1489,19 @@ int snapshot_attach_base(struct snapshot *s, struct snapshot *base, char *err, s
 		return fail(err, errlen, EINVAL, "hash seed differs from the base's");
 	if (!same_categories(s, base))
 		return fail(err, errlen, EINVAL, "categories differ from the base's");
+	/* Most suffixes of most queries are in neither table; the overlay is small, so a bit
+	 * per 2^shift keys, 16 bits per name, spares it a probe for 15 of 16 such suffixes
+	 * with a test that stays in cache. */
+	unsigned bits = 6;
+	while (bits < 27 && (1ull << bits) < 16 * (s->hdr->name_count + 1))
+		bits++;
+	s->filter = calloc((1ull << bits) / 64, sizeof(uint64_t));
+	if (!s->filter)
+		return fail(err, errlen, ENOMEM, "out of memory");
+	s->filter_shift = 64 - bits;
+	for (uint64_t i = 0; i < s->nslots; i++)
+		if (s->slots[i].k0 | s->slots[i].k1)
+			bit_set(s->filter, s->slots[i].k0 >> s->filter_shift);
 	atomic_fetch_add_explicit(&base->refs, 1, memory_order_relaxed);
 	s->base = base;
 	return 0;
@@ -1707,9 +1723,10 @@ void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index,
 	uint64_t keys[SNAPSHOT_MAX_NAME_WIRE / 2][2];
 	for (unsigned i = 0; i < nlabels; i++) {
 		name_key(name + starts[i], name_len - starts[i], s->seed, &keys[i][0], &keys[i][1]);
-		__builtin_prefetch(&s->slots[home_slot(keys[i][0], s->home_slots)]);
 		if (base)
 			__builtin_prefetch(&base->slots[home_slot(keys[i][0], base->home_slots)]);
+		else
+			__builtin_prefetch(&s->slots[home_slot(keys[i][0], s->home_slots)]);
 	}
 
 	const bool has_tenant = tenant_index < s->ntenants;
@@ -1728,6 +1745,8 @@ void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index,
 				out->national_allow_at = at;
 			}
 		}
+		if (base && !bit_test(s->filter, keys[i][0] >> s->filter_shift))
+			continue;
 		const struct file_slot *sl = find_slot(s, keys[i][0], keys[i][1]);
 		if (!sl)
 			continue;
