@@ -117,10 +117,10 @@ static void prune_files(const char *dir, const struct published *p)
 		char path[4200];
 		/* Exactly policy-<version>.snap or base-<version>.snap: never a temporary file
 		 * being written. */
-		if ((sscanf(e->d_name, "policy-%llu.snap%n", &v, &end) != 1 &&
-		     sscanf(e->d_name, "base-%llu.snap%n", &v, &end) != 1) ||
-		    !end || e->d_name[end] != '\0' || v + PUBLISH_KEEP_CONTENT > p->version ||
-		    (p->has_base && e->d_name[0] == 'b' && v == p->base_version))
+		bool base = sscanf(e->d_name, "base-%llu.snap%n", &v, &end) == 1;
+		if ((!base && sscanf(e->d_name, "policy-%llu.snap%n", &v, &end) != 1) || !end ||
+		    e->d_name[end] != '\0' || v + PUBLISH_KEEP_CONTENT > p->version ||
+		    (base && p->has_base && v == p->base_version))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
 		unlink(path);
