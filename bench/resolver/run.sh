@@ -20,6 +20,8 @@
 #   BENCH_SWAP       1 to measure the snapshot swap under load                 (1)
 #   BENCH_SWAP_SIGNAL 1: the swap is a rename plus SIGHUP; 0: a rename only, which the
 #                    resolver's file watcher (250 ms poll) picks up           (1)
+#   BENCH_SPLIT      1: the policy as tenantd sends it, a feed base beside an overlay
+#                    (compile-json --split); 0: one self-contained file          (0)
 #   BENCH_PROFILE    1 to run aegis-resolver under callgrind afterwards        (0)
 #   BENCH_SERVER_CPU / BENCH_LOAD_CPU   CPUs for the servers / dnsperf        (0 / 1)
 #   AEGIS_PG_PORT, AEGIS_KAFKA_PORT, AEGIS_KAFKA_CONTROLLER_PORT, AEGIS_DNS_PORT: the dev
@@ -51,6 +53,7 @@ DO_FLOOR=${BENCH_FLOOR:-1}
 DO_SWAP=${BENCH_SWAP:-1}
 SWAP_SIGNAL=${BENCH_SWAP_SIGNAL:-1}
 DO_PROFILE=${BENCH_PROFILE:-0}
+SPLIT=${BENCH_SPLIT:-0}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 WARM_SECONDS=3
@@ -201,18 +204,28 @@ compile() { # json snap serial -> prints wall seconds and peak RSS
   local t0 t1
   t0=$(now)
   /usr/bin/time -f '%M' -o "$BENCH_DIR/compile.rss" \
-    "$TENANTD" compile-json "$1" "$2" "$3" 2>>"$BENCH_DIR/compile.log" ||
+    "$TENANTD" compile-json "${split_flag[@]}" "$1" "$2" "$3" 2>>"$BENCH_DIR/compile.log" ||
     die "compile-json $1 failed (see $BENCH_DIR/compile.log)"
   t1=$(now)
   awk -v a="$t0" -v b="$t1" -v k="$(cat "$BENCH_DIR/compile.rss")" \
     'BEGIN { printf "%.3f %.1f\n", b - a, k / 1024 }'
 }
 
-say "compiling the policy snapshots (aegis-tenantd compile-json)"
+split_flag=()
+[ "$SPLIT" = 1 ] && split_flag=(--split)
+say "compiling the policy snapshots (aegis-tenantd compile-json ${split_flag[*]})"
 read -r compile_s compile_mib < <(compile "$DATA/policy.json" "$BENCH_DIR/aegis/policy.snap" 1)
 compile "$DATA/policy2.json" "$BENCH_DIR/aegis/policy2.snap" 2 >/dev/null
 compile "$DATA/policy.json" "$BENCH_DIR/aegis/policy3.snap" 3 >/dev/null
-snap_mib=$(awk -v b="$(stat -c %s "$BENCH_DIR/aegis/policy.snap")" 'BEGIN { printf "%.1f", b / 1048576 }')
+# Split: the swap renames policy2/3.snap over policy.snap, so their bases wait beside it.
+for b in "$BENCH_DIR"/aegis/policy[23].snap.base-*; do
+  [ -e "$b" ] && mv "$b" "$BENCH_DIR/aegis/policy.snap.base-${b##*.base-}"
+done
+snap_files=("$BENCH_DIR/aegis/policy.snap")
+# The base an overlay names: its SHA-256 at header offset 208 (docs/snapshot.md).
+[ "$SPLIT" = 1 ] && snap_files+=("$BENCH_DIR/aegis/policy.snap.base-$(
+  od -An -tx1 -j208 -N32 "$BENCH_DIR/aegis/policy.snap" | tr -d ' \n')")
+snap_mib=$(du -cb "${snap_files[@]}" | awk '/total$/ { printf "%.1f", $1 / 1048576 }')
 say "snapshot: $snap_mib MiB, compiled in $compile_s s (peak RSS $compile_mib MiB)"
 rset aegis compile_s "$compile_s"
 rset aegis compile_peak_mib "$compile_mib"
@@ -517,7 +530,7 @@ fi
   echo "dnsperf: taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p PORT -a $SOURCE -e -d queries.txt -c $CLIENTS -q $OUTSTANDING -l $DURATION  (fixed rate: -l $LAT_DURATION -Q $LAT_QPS)"
   echo "Built: $VERSION"
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other workloads share this machine)"
-  echo "Snapshot: $snap_mib MiB, compile-json $compile_s s (peak RSS $compile_mib MiB); query log on $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
+  echo "Snapshot: $snap_mib MiB$([ "$SPLIT" = 1 ] && echo " (feed base + overlay)"), compile-json $compile_s s (peak RSS $compile_mib MiB); query log on $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
   echo
   "$PY" "$here/report.py" summary "$RESULTS"
   if [ -s "$BENCH_DIR/swap-timeline.txt" ]; then
