@@ -524,6 +524,11 @@ size_t query_handle_at(struct worker *w, const struct reply_path *rp,
 		return fit_transport(&st, pkt, out, cap, n);
 	}
 
+	/* The bucket of a random name is a cache miss, and the policy's lookups take long
+	 * enough to hide it: most queries end in the cache. */
+	struct cache_key key;
+	cache_key_of(&st.q, &key);
+	cache_prefetch(r->cache, &key);
 	policy_decide(st.snap, (uint32_t)st.tenant, t, st.q.qname, st.q.qname_len, &st.decision);
 	if (st.decision.category >= 0) {
 		const char *name = snapshot_category_name(st.snap, (uint32_t)st.decision.category);
