@@ -149,12 +149,14 @@ static inline void prefetch_slot_for_write(const struct qlog_record *slot)
 {
 	for (size_t off = 0; off < SLOT_PREFETCH; off += 64)
 		__builtin_prefetch((const char *)slot + off, 1, 3);
+	__builtin_prefetch(&slot->rule, 1, 3);  /* claim sets rule.kind */
 }
 
 static inline void prefetch_slot_for_read(const struct qlog_record *slot)
 {
 	for (size_t off = 0; off < SLOT_PREFETCH; off += 64)
 		__builtin_prefetch((const char *)slot + off, 0, 3);
+	__builtin_prefetch(&slot->rule, 0, 3);
 }
 
 struct qlog_record *querylog_claim(struct querylog_queue *q)
