@@ -505,6 +505,15 @@ int cache_insert(struct cache *cache, const struct cache_key *key, const uint8_t
 	return rc;
 }
 
+void cache_prefetch(struct cache *cache, const struct cache_key *key)
+{
+	if (!key_valid(key))
+		return;
+	uint64_t hash = key_hash(cache, key, key_id(key));
+	struct shard *s = shard_of(cache, hash);
+	__builtin_prefetch(&s->buckets[hash & s->bucket_mask]);
+}
+
 uint16_t cache_lookup(struct cache *cache, const struct cache_key *key, uint64_t now_ms,
 		      enum cache_want want, uint8_t *out, uint16_t cap, bool *stale)
 {

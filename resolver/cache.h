@@ -68,6 +68,11 @@ enum cache_want {
 			 * and only for names the current policy allows (RFC 8767) */
 };
 
+/* A hint that key is about to be looked up: starts loading its bucket (and the page-table
+ * entries to it), so that the lookup, done after other work such as the policy decision,
+ * does not wait for memory. Changes nothing; an invalid key is ignored. */
+void cache_prefetch(struct cache *cache, const struct cache_key *key);
+
 /* Copies the answer for key into out (cap bytes) with every TTL field rewritten to the whole
  * seconds left (or stale_ttl_served when served stale) and returns its length. Returns 0 on a
  * miss: no entry, an expired one not allowed stale, or an answer longer than cap. *stale (may be

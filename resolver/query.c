@@ -124,66 +124,71 @@ static const uint8_t qlog_rules[] = {
 	[POLICY_RULE_CATEGORY] = QLOG_RULE_CATEGORY,
 };
 
-/* The query-log event: filled here on the worker, encoded on the log thread. */
+/* The query-log event: filled here on the worker, straight into its queue's slot (a copy of
+ * a whole record per query cost more than filling it), encoded on the log thread. */
 static void log_event(const struct query_state *st, bool answered)
 {
-	struct qlog_record rec;
 	const struct resolver *r = st->w->r;
+	struct qlog_record *rec = querylog_claim(st->w->log_queue);
 
-	memset(&rec, 0, sizeof rec);
-	rec.ts_us = (int64_t)st->start_us;
-	rec.snapshot = st->snap_serial;
-	qlog_new_event_id(rec.event_id, st->start_us / 1000);
+	if (!rec)
+		return;
+	rec->ts_us = (int64_t)st->start_us;
+	rec->snapshot = st->snap_serial;
+	qlog_new_event_id(rec->event_id, st->start_us / 1000);
 	/* opt.node is NUL-padded: a plain copy, no printf on the hot path. */
-	static_assert(sizeof rec.node > sizeof r->opt.node, "node names fit a record");
-	memcpy(rec.node, r->opt.node, sizeof r->opt.node);
-	if (qlog_addr_from_sockaddr(&rec.client, &rec.client_port,
+	static_assert(sizeof rec->node > sizeof r->opt.node, "node names fit a record");
+	memcpy(rec->node, r->opt.node, sizeof r->opt.node);
+	if (qlog_addr_from_sockaddr(&rec->client, &rec->client_port,
 				    (const struct sockaddr *)&st->client.ss) < 0)
 		return;
-	rec.transport = st->rp.transport == TRANSPORT_TCP ? QLOG_TRANSPORT_TCP : QLOG_TRANSPORT_UDP;
-	rec.action = qlog_actions[st->action];
-	rec.cache_hit = st->cache_hit;
+	rec->transport = st->rp.transport == TRANSPORT_TCP ? QLOG_TRANSPORT_TCP
+							    : QLOG_TRANSPORT_UDP;
+	rec->action = qlog_actions[st->action];
+	rec->cache_hit = st->cache_hit;
 	if (st->tenant >= 0) {
-		rec.has_tenant = true;
-		memcpy(rec.tenant_id, st->tenant_id, sizeof rec.tenant_id);
-		privacy_apply(st->w->privacy, st->privacy, st->trunc_v4, st->trunc_v6, &rec);
+		rec->has_tenant = true;
+		memcpy(rec->tenant_id, st->tenant_id, sizeof rec->tenant_id);
+		privacy_apply(st->w->privacy, st->privacy, st->trunc_v4, st->trunc_v6, rec);
 	}
 	if (st->q.has_question) {
-		rec.qname_len = st->q.qname_len;
-		memcpy(rec.qname, st->pkt + WIRE_HEADER_LEN, st->q.qname_len);
-		rec.qtype = st->q.qtype;
+		rec->qname_len = st->q.qname_len;
+		memcpy(rec->qname, st->pkt + WIRE_HEADER_LEN, st->q.qname_len);
+		rec->qtype = st->q.qtype;
 	}
 	if (answered) {
-		rec.has_rcode = true;
-		rec.rcode = st->rcode;
+		rec->has_rcode = true;
+		rec->rcode = st->rcode;
 	}
 	if (st->ede) {
-		rec.has_ede = true;
-		rec.ede = st->ede;
+		rec->has_ede = true;
+		rec->ede = st->ede;
 	}
 	if (st->upstream >= 0) {
 		const struct sockaddr_any *u = upstream_set_addr(r->upstreams, (unsigned)st->upstream);
-		if (qlog_addr_from_sockaddr(&rec.upstream, &rec.upstream_port,
+		if (qlog_addr_from_sockaddr(&rec->upstream, &rec->upstream_port,
 					    (const struct sockaddr *)&u->ss) == 0 &&
 		    st->upstream_latency_us <= INT32_MAX) {
-			rec.has_latency = true;
-			rec.upstream_latency_us = (uint32_t)st->upstream_latency_us;
+			rec->has_latency = true;
+			rec->upstream_latency_us = (uint32_t)st->upstream_latency_us;
 		}
 	}
 	const struct policy_decision *d = &st->decision;
 	if (d->rule != POLICY_RULE_NONE && d->matched_at < st->q.qname_len) {
-		rec.rule.kind = qlog_rules[d->rule];
-		rec.rule.matched_len = (uint8_t)(st->q.qname_len - d->matched_at);
-		memcpy(rec.rule.matched, st->q.qname + d->matched_at, rec.rule.matched_len);
+		struct qlog_rule *rule = &rec->rule;
+		memset(rule, 0, offsetof(struct qlog_rule, matched));
+		rule->kind = qlog_rules[d->rule];
+		rule->matched_len = (uint8_t)(st->q.qname_len - d->matched_at);
+		memcpy(rule->matched, st->q.qname + d->matched_at, rule->matched_len);
 		if (d->rule == POLICY_RULE_CATEGORY) {
-			rec.rule.mode = d->action == POLICY_MONITOR ? QLOG_MODE_MONITOR
-								    : QLOG_MODE_BLOCK;
-			static_assert(sizeof rec.rule.category == sizeof st->category,
+			rule->mode = d->action == POLICY_MONITOR ? QLOG_MODE_MONITOR
+								 : QLOG_MODE_BLOCK;
+			static_assert(sizeof rule->category == sizeof st->category,
 				      "a category name fits a record");
-			memcpy(rec.rule.category, st->category, sizeof rec.rule.category);
+			memcpy(rule->category, st->category, sizeof rule->category);
 		}
 	}
-	querylog_submit(st->w->log_queue, &rec);
+	querylog_publish(st->w->log_queue);
 }
 
 static void finish_answered(struct query_state *st, bool answered)
@@ -413,14 +418,29 @@ static int client_tenant(const struct snapshot *s, const struct sockaddr_any *cl
 	return snapshot_tenant_for_address(s, AF_INET6, &a6->sin6_addr);
 }
 
+void query_clock_read(struct query_clock *c)
+{
+	c->wall_us = server_wall_us();
+	c->now_us = server_now_us();
+}
+
 size_t query_handle(struct worker *w, const struct reply_path *rp,
 		    const struct sockaddr_any *client, const uint8_t *pkt, size_t len,
 		    uint8_t *out, size_t cap)
 {
+	struct query_clock clock;
+	query_clock_read(&clock);
+	return query_handle_at(w, rp, client, pkt, len, out, cap, &clock);
+}
+
+size_t query_handle_at(struct worker *w, const struct reply_path *rp,
+		       const struct sockaddr_any *client, const uint8_t *pkt, size_t len,
+		       uint8_t *out, size_t cap, const struct query_clock *clock)
+{
 	struct resolver *r = w->r;
 	struct query_state st = {
 		.w = w, .rp = *rp, .client = *client, .pkt = pkt, .tenant = -1, .upstream = -1,
-		.action = STAT_ALLOW, .start_us = server_wall_us(),
+		.action = STAT_ALLOW, .start_us = clock->wall_us,
 	};
 
 	stat_inc(&w->stats.queries[rp->transport]);
@@ -433,7 +453,7 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 	 * UDP any answer can be reflected at a spoofed victim. TCP proves the address. */
 	if (rp->transport == TRANSPORT_UDP) {
 		switch (ratelimit_check(r->ratelimit, (const struct sockaddr *)&client->ss,
-					server_now_us())) {
+					clock->now_us)) {
 		case RATELIMIT_PASS:
 			break;
 		case RATELIMIT_SLIP:
@@ -504,6 +524,11 @@ size_t query_handle(struct worker *w, const struct reply_path *rp,
 		return fit_transport(&st, pkt, out, cap, n);
 	}
 
+	/* The bucket of a random name is a cache miss, and the policy's lookups take long
+	 * enough to hide it: most queries end in the cache. */
+	struct cache_key key;
+	cache_key_of(&st.q, &key);
+	cache_prefetch(r->cache, &key);
 	policy_decide(st.snap, (uint32_t)st.tenant, t, st.q.qname, st.q.qname_len, &st.decision);
 	if (st.decision.category >= 0) {
 		const char *name = snapshot_category_name(st.snap, (uint32_t)st.decision.category);

@@ -54,6 +54,14 @@ struct querylog_queue *querylog_queue(struct querylog *ql, unsigned worker);
 /* Copies rec into the queue: no lock, no syscall. false (and a drop counted) when full. */
 bool querylog_submit(struct querylog_queue *q, const struct qlog_record *rec);
 
+/* The same in two steps, for a record built in place rather than copied: the slot of q's
+ * next record, cleared like a zeroed record up to qname (the name bytes and the rule other
+ * than rule.kind hold an older record's bytes: a rule is cleared by whoever sets one), or
+ * NULL (a drop counted) when the queue is full. querylog_publish() hands it to the sink
+ * thread; a slot claimed and not published is simply claimed again by the next record. */
+struct qlog_record *querylog_claim(struct querylog_queue *q);
+void querylog_publish(struct querylog_queue *q);
+
 /* Starts the sink thread. 0 or a negative errno. */
 int querylog_start(struct querylog *ql) __attribute__((warn_unused_result));
 

@@ -110,6 +110,10 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0)
 		return;
 
+	/* Two clock reads per datagram were 1.5% of a worker's time at 300k queries/s; the
+	 * datagrams of one batch were all waiting in the socket by now anyway. */
+	struct query_clock clock;
+	query_clock_read(&clock);
 	unsigned nout = 0;
 	for (int i = 0; i < n; i++) {
 		struct reply_path rp = { .transport = TRANSPORT_UDP, .udp_fd = fd };
@@ -120,8 +124,8 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 		int h = strip_proxy(w, &rp.peer, b->in_buf[i], len, &client);
 		if (h < 0)
 			continue;
-		size_t alen = query_handle(w, &rp, &client, b->in_buf[i] + h, len - (size_t)h,
-					   b->out_buf[nout], UDP_BUF);
+		size_t alen = query_handle_at(w, &rp, &client, b->in_buf[i] + h, len - (size_t)h,
+					      b->out_buf[nout], UDP_BUF, &clock);
 		if (!alen)
 			continue;
 		b->out_iov[nout] = (struct iovec){ b->out_buf[nout], alen };
