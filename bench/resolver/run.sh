@@ -182,7 +182,7 @@ cp "$root/build/bin/aegis-resolver" "$root/build/bin/aegis-tenantd" "$BENCH_DIR/
 RESOLVER=$BENCH_DIR/bin/aegis-resolver
 TENANTD=$BENCH_DIR/bin/aegis-tenantd
 head_commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
-changed=$(git -C "$root" status --porcelain -- resolver common tenantd 2>/dev/null | wc -l)
+changed=$( { git -C "$root" status --porcelain -- resolver common tenantd 2>/dev/null || true; } | wc -l)
 VERSION="commit $head_commit + $changed changed files in resolver/ common/ tenantd/,"
 VERSION+=" aegis-resolver sha256 $(sha256sum "$RESOLVER" | cut -c1-12)"
 say "measuring $VERSION"

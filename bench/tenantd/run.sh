@@ -235,7 +235,7 @@ cp "$root/build/bin/aegis-resolver" "$root/build/bin/aegis-tenantd" "$BENCH_DIR/
 RESOLVER=$BENCH_DIR/bin/aegis-resolver
 TENANTD=$BENCH_DIR/bin/aegis-tenantd
 head_commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
-changed=$(git -C "$root" status --porcelain -- resolver common tenantd migrations 2>/dev/null | wc -l)
+changed=$( { git -C "$root" status --porcelain -- resolver common tenantd migrations 2>/dev/null || true; } | wc -l)
 rset meta.version "commit $head_commit + $changed changed files in resolver/ common/ tenantd/ migrations/; aegis-tenantd sha256 $(sha256sum "$TENANTD" | cut -c1-12), aegis-resolver sha256 $(sha256sum "$RESOLVER" | cut -c1-12)"
 
 say "starting the dev stack in $AEGIS_STACK_DIR (PostgreSQL on 127.0.0.1:$AEGIS_PG_PORT)"
