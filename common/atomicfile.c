@@ -70,3 +70,33 @@ int atomicfile_write(const char *path, const void *data, size_t len, char *err, 
 		fsync(dfd);
 	return 0;
 }
+
+void *atomicfile_read(const char *path, size_t *len)
+{
+	auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return NULL;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	size_t size = (size_t)st.st_size;
+	uint8_t *data = malloc(size ? size : 1);
+	if (!data)
+		return NULL;
+	for (size_t got = 0; got < size;) {
+		ssize_t r = read(fd, data + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;  /* the file shrank while being read */
+			free(data);
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	*len = size;
+	return data;
+}

@@ -1451,11 +1451,16 @@ const struct snapshot *snapshot_base(const struct snapshot *s)
 	return s->base;
 }
 
+void snapshot_checksum_hex(const uint8_t sum[32], char hex[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
 void snapshot_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap)
 {
 	char hex[65];
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	snapshot_checksum_hex(sum, hex);
 	snprintf(out, cap, "%s.base-%s", path, hex);
 }
 
@@ -1678,6 +1683,25 @@ static inline unsigned rule_kind(const struct snapshot *s, uint32_t at, uint32_t
 	return 0;
 }
 
+/* Categories and national lists of a slot found for the suffix at offset at, unless a more
+ * specific suffix already reported them. The same for a base's slots, which carry categories
+ * and national allows only (checked when it was attached). */
+static inline void match_slot_mask(struct snapshot_match *out, uint32_t mask, uint8_t at)
+{
+	uint32_t fresh = mask & NAME_CATEGORIES & ~out->categories;
+	out->categories |= fresh;
+	for (; fresh; fresh &= fresh - 1)
+		out->category_at[__builtin_ctz(fresh)] = at;
+	if ((mask & NAME_NATIONAL_BLOCK) && !out->national_block) {
+		out->national_block = true;
+		out->national_block_at = at;
+	}
+	if ((mask & NAME_NATIONAL_ALLOW) && !out->national_allow) {
+		out->national_allow = true;
+		out->national_allow_at = at;
+	}
+}
+
 /* What a listed name matches (quoted in docs/snapshot.md):
  *   1. Itself and every name below it, label by label: "bad.example" matches
  *      "x.bad.example", not "notbad.example" nor "example".
@@ -1735,33 +1759,14 @@ void snapshot_match_name(const struct snapshot *s, uint32_t tenant_index,
 		/* The base holds feed names and their passthru exceptions only (checked when
 		 * it was attached): categories and national allows. */
 		const struct file_slot *bsl = base ? find_slot(base, keys[i][0], keys[i][1]) : NULL;
-		if (bsl) {
-			uint32_t fresh = bsl->mask & NAME_CATEGORIES & ~out->categories;
-			out->categories |= fresh;
-			for (; fresh; fresh &= fresh - 1)
-				out->category_at[__builtin_ctz(fresh)] = at;
-			if ((bsl->mask & NAME_NATIONAL_ALLOW) && !out->national_allow) {
-				out->national_allow = true;
-				out->national_allow_at = at;
-			}
-		}
+		if (bsl)
+			match_slot_mask(out, bsl->mask, at);
 		if (base && !bit_test(s->filter, keys[i][0] >> s->filter_shift))
 			continue;
 		const struct file_slot *sl = find_slot(s, keys[i][0], keys[i][1]);
 		if (!sl)
 			continue;
-		uint32_t fresh = sl->mask & NAME_CATEGORIES & ~out->categories;
-		out->categories |= fresh;
-		for (; fresh; fresh &= fresh - 1)
-			out->category_at[__builtin_ctz(fresh)] = at;
-		if ((sl->mask & NAME_NATIONAL_BLOCK) && !out->national_block) {
-			out->national_block = true;
-			out->national_block_at = at;
-		}
-		if ((sl->mask & NAME_NATIONAL_ALLOW) && !out->national_allow) {
-			out->national_allow = true;
-			out->national_allow_at = at;
-		}
+		match_slot_mask(out, sl->mask, at);
 		if ((sl->mask & NAME_TENANT_RULES) && has_tenant) {
 			unsigned kind = rule_kind(s, sl->rules, tenant_index);
 			if ((kind & RULE_ALLOW) && !out->tenant_allow) {

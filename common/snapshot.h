@@ -204,6 +204,10 @@ bool snapshot_is_complete(const struct snapshot *s);
 /* The attached base, or NULL. */
 const struct snapshot *snapshot_base(const struct snapshot *s);
 
+/* A checksum as 64 lower-case hex digits and a NUL: how tenantd's URLs, the database and
+ * file names write it. */
+void snapshot_checksum_hex(const uint8_t sum[32], char hex[65]);
+
 /* Where the base with checksum sum is kept beside a policy file: "<path>.base-<sha256 hex>"
  * (a node's fetched bases, compile-json --split). */
 void snapshot_base_path(const char *path, const uint8_t sum[32], char *out, size_t cap);

@@ -14,6 +14,7 @@
 #include <zstd.h>
 
 #include "log.h"
+#include "snapshot.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -172,8 +173,7 @@ static void take(struct fetch *f, uint8_t *plain, const uint8_t *data, size_t le
 		}
 		f->pending = plain;
 		f->pending_len = len;
-		for (int i = 0; i < 32; i++)
-			snprintf(f->base_hex + 2 * i, 3, "%02x", need[i]);
+		snapshot_checksum_hex(need, f->base_hex);
 		schedule(f, 0);
 		return;
 	}

@@ -18,10 +18,11 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "cleanup.h"
+#include "atomicfile.h"
 #include "hostport.h"
 #include "log.h"
 #include "pg.h"
+#include "snapshot.h"
 
 #define TOKEN_CACHE 64
 #define TOKEN_CACHE_S 10
@@ -37,7 +38,8 @@ struct blob {
 	atomic_uint refs;
 	uint64_t version;
 	char etag[80];
-	uint8_t sha256[32];        /* of a base; zero for a policy */
+	bool is_base;              /* a feed base, named by its content: never changes */
+	uint8_t sha256[32];        /* of a base */
 	uint8_t *raw, *zst, *gz;
 	size_t raw_len, zst_len, gz_len;
 	pthread_mutex_t gz_lock;   /* gz, gz_len */
@@ -144,27 +146,12 @@ static struct blob *blob_load(const char *path, uint64_t version)
 	pthread_mutex_init(&b->gz_lock, NULL);
 	b->version = version;
 	snprintf(b->etag, sizeof b->etag, "\"%llu\"", (unsigned long long)version);
-	auto_fclose FILE *f = fopen(path, "rb");
-	long size = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-	if (size < 0) {
-		blob_put(b);
-		return NULL;
-	}
-	rewind(f);
-	b->raw_len = (size_t)size;
-	b->raw = malloc(b->raw_len ? b->raw_len : 1);
-	if (!b->raw || fread(b->raw, 1, b->raw_len, f) != b->raw_len ||
+	if (!(b->raw = atomicfile_read(path, &b->raw_len)) ||
 	    zstd(b->raw, b->raw_len, &b->zst, &b->zst_len) < 0) {
 		blob_put(b);
 		return NULL;
 	}
 	return b;
-}
-
-static void hex32(const uint8_t sum[32], char hex[65])
-{
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
 }
 
 int distribute_publish(struct distribute *d, uint64_t version, const char *path,
@@ -181,9 +168,10 @@ int distribute_publish(struct distribute *d, uint64_t version, const char *path,
 	 * loads its overlay. */
 	if (base_sha256 && !base) {
 		char hex[65];
-		hex32(base_sha256, hex);
+		snapshot_checksum_hex(base_sha256, hex);
 		if (!(base = blob_load(base_path, base_version)))
 			return -EIO;
+		base->is_base = true;
 		memcpy(base->sha256, base_sha256, 32);
 		snprintf(base->etag, sizeof base->etag, "\"base-%s\"", hex);
 		log_info("snapshot_base_serving", "sha256=%s bytes=%zu zstd_bytes=%zu", hex,
@@ -443,8 +431,7 @@ static enum MHD_Result send_snapshot(struct MHD_Connection *c, struct blob *b, c
 	MHD_add_response_header(r, "Content-Type", "application/vnd.aegis.snapshot");
 	MHD_add_response_header(r, "ETag", b->etag);
 	MHD_add_response_header(r, "X-Aegis-Snapshot-Version", version);
-	/* A base is named by its content: it never changes under its URL. */
-	if (b->etag[1] == 'b')
+	if (b->is_base)
 		MHD_add_response_header(r, "Cache-Control", "max-age=31536000, immutable");
 	MHD_add_response_header(r, "Vary", "Accept-Encoding");
 	if (coding != CODING_IDENTITY)

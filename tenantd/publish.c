@@ -27,35 +27,24 @@ static void record_failure(PGconn *conn, const char *version, const char *reason
  * leader compiled; only the last few versions keep theirs. */
 #define PUBLISH_KEEP_CONTENT 5
 
-static char *read_file(const char *path, int *len)
+/* A compiled image, for a bytea parameter: libpq takes its length as an int. */
+static char *read_image(const char *path, int *len)
 {
-	auto_fclose FILE *f = fopen(path, "rb");
-	if (!f || fseek(f, 0, SEEK_END) < 0)
-		return NULL;
-	long size = ftell(f);
-	rewind(f);
-	if (size <= 0 || size > INT32_MAX)
-		return NULL;
-	char *data = malloc((size_t)size);
-	if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
+	size_t n;
+	char *data = atomicfile_read(path, &n);
+	if (data && (n == 0 || n > INT32_MAX)) {
 		free(data);
 		return NULL;
 	}
-	*len = (int)size;
+	*len = (int)n;
 	return data;
-}
-
-static void to_hex(const uint8_t sum[32], char hex[65])
-{
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
 }
 
 /* A base is stored once, by the first version built on it. */
 static int store_base(PGconn *conn, const struct published *p)
 {
 	char hex[65], version[24], size[24];
-	to_hex(p->base_sha256, hex);
+	snapshot_checksum_hex(p->base_sha256, hex);
 	auto_pqclear PGresult *have = pg_query(
 		conn, "SELECT 1 FROM snapshot_bases WHERE sha256 = decode($1, 'hex')", hex);
 	if (!have)
@@ -63,7 +52,7 @@ static int store_base(PGconn *conn, const struct published *p)
 	if (PQntuples(have) == 1)
 		return 0;
 	int len;
-	auto_free char *data = read_file(p->base_path, &len);
+	auto_free char *data = read_image(p->base_path, &len);
 	if (!data)
 		return -1;
 	snprintf(version, sizeof version, "%llu", (unsigned long long)p->base_version);
@@ -84,7 +73,7 @@ static int store_content(PGconn *conn, const struct published *p)
 	char version[24], keep[8];
 	int len;
 	snprintf(version, sizeof version, "%llu", (unsigned long long)p->version);
-	auto_free char *data = read_file(p->path, &len);
+	auto_free char *data = read_image(p->path, &len);
 	if (!data || (p->has_base && store_base(conn, p) < 0))
 		return -1;
 	const char *params[] = { version, data };
@@ -166,13 +155,13 @@ int publish_compile(PGconn *conn, const char *dir, const char *compiled_by, stru
 	struct stat st;
 	char hex[65], base_hex[65] = "", size[24], tenants[24], networks[24], entries[24],
 		names[24], ms[24];
-	to_hex(out->sha256, hex);
+	snapshot_checksum_hex(out->sha256, hex);
 	if (base) {
 		out->has_base = true;
 		out->base_version = snapshot_serial(base);
 		memcpy(out->base_sha256, snapshot_checksum(base), 32);
 		snprintf(out->base_path, sizeof out->base_path, "%s", feed_base_path(fb));
-		to_hex(out->base_sha256, base_hex);
+		snapshot_checksum_hex(out->base_sha256, base_hex);
 	}
 	snprintf(size, sizeof size, "%lld", stat(out->path, &st) == 0 ? (long long)st.st_size : 0LL);
 	snprintf(tenants, sizeof tenants, "%u", stats->tenants);

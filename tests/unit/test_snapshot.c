@@ -1108,28 +1108,25 @@ static struct snapshot_builder *split_builder(enum split_part part, const struct
 	return b;
 }
 
-static struct snapshot *split_open(enum split_part part, const struct snapshot *base, char *p)
+static struct snapshot *split_open(enum split_part part, const struct snapshot *base)
 {
 	char err[256] = "";
-	strcpy(p, "/tmp/aegis-test-split-XXXXXX");
-	int fd = mkstemp(p);
-	cr_assert(fd >= 0);
-	close(fd);
+	make_path();
 	struct snapshot_builder *b = split_builder(part, base);
-	cr_assert_eq(snapshot_builder_write(b, p, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(snapshot_builder_write(b, path, err, sizeof err), 0, "%s", err);
 	snapshot_builder_free(b);
-	struct snapshot *s = snapshot_open(p, err, sizeof err);
+	struct snapshot *s = snapshot_open(path, err, sizeof err);
 	cr_assert_not_null(s, "%s", err);
-	unlink(p);
+	unlink(path);
 	return s;
 }
 
 Test(snapshot, base_and_overlay_match_as_one_snapshot)
 {
-	char p[64], err[256] = "";
-	struct snapshot *all = split_open(PART_ALL, NULL, p);
-	struct snapshot *base = split_open(PART_BASE, NULL, p);
-	struct snapshot *overlay = split_open(PART_OVERLAY, base, p);
+	char err[256] = "";
+	struct snapshot *all = split_open(PART_ALL, NULL);
+	struct snapshot *base = split_open(PART_BASE, NULL);
+	struct snapshot *overlay = split_open(PART_OVERLAY, base);
 
 	cr_assert_null(snapshot_base_checksum(all));
 	cr_assert_null(snapshot_base_checksum(base));
@@ -1173,11 +1170,11 @@ Test(snapshot, base_and_overlay_match_as_one_snapshot)
 
 Test(snapshot, base_refused_when_it_does_not_fit)
 {
-	char p[64], err[256] = "";
-	struct snapshot *base = split_open(PART_BASE, NULL, p);
-	struct snapshot *other = split_open(PART_BASE, NULL, p);
-	struct snapshot *all = split_open(PART_ALL, NULL, p);
-	struct snapshot *overlay = split_open(PART_OVERLAY, base, p);
+	char err[256] = "";
+	struct snapshot *base = split_open(PART_BASE, NULL);
+	struct snapshot *other = split_open(PART_BASE, NULL);
+	struct snapshot *all = split_open(PART_ALL, NULL);
+	struct snapshot *overlay = split_open(PART_OVERLAY, base);
 
 	cr_assert_eq(snapshot_attach_base(overlay, other, err, sizeof err), -ENOENT);
 	cr_assert(strstr(err, "checksum"), "%s", err);
